@@ -1,0 +1,33 @@
+# Two entry points (see README): `make reproduce` (the main job) and `make test`.
+# Both build a local virtual environment first; torch's CPU wheel is installed before anything
+# else so that pip does not pull a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= results
+
+.PHONY: install reproduce test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "torch==2.13.0"
+	$(PY) -m pip install -e ".[dev,llm,dask]"
+	touch $@
+
+install: $(VENV)/.installed
+
+reproduce: install
+	$(PY) -m simulator reproduce --out $(OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m simulator bench all
+
+lint: install
+	$(PY) -m ruff check simulator theory figures tests
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

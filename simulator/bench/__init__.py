@@ -1,0 +1,60 @@
+"""Benchmarks: ``python -m simulator bench NAME``; each prints our time beside its peers'.
+
+Speed is measured here, never in timed tests. Each benchmark is a function
+``run(quick: bool, seed: int) -> list[dict]`` registered in :data:`BENCHMARKS`; rows carry the
+times, ratios and the targets with whether each is met.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+__all__ = ["BENCHMARKS", "run_benchmarks", "register"]
+
+BENCHMARKS: dict = {}
+
+
+def register(name):
+    def deco(fn):
+        BENCHMARKS[name] = fn
+        return fn
+    return deco
+
+
+def _load_all():
+    # Each module registers itself on import.
+    from . import mle  # noqa: F401
+    try:  # optional benchmarks that later issues add
+        from . import more  # noqa: F401
+    except ImportError:
+        pass
+
+
+def run_benchmarks(names, quick: bool = False, seed: int = 0, json_path=None, out=print):
+    """Run the named benchmarks ("all" for every one), print a table each, return all rows."""
+    _load_all()
+    if "all" in names:
+        names = list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)} or 'all'")
+    results = {}
+    for name in names:
+        t0 = time.perf_counter()
+        rows = BENCHMARKS[name](quick=quick, seed=seed, out=out)
+        out(f"[{name}] finished in {time.perf_counter() - t0:.1f} s\n")
+        results[name] = rows
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(results, indent=2, default=float))
+    return results
+
+
+def format_table(rows, columns) -> str:
+    """Plain fixed-width table of ``rows`` (dicts) over ``columns`` [(key, header, fmt)]."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([("" if r.get(k) is None else fmt.format(r[k])) for k, _, fmt in columns])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells)

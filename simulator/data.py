@@ -1,0 +1,260 @@
+"""Pairwise preference data: arrays, validation and pandas / parquet I/O.
+
+No statistics live here. A :class:`PreferenceData` holds ``n`` comparisons; comparison ``i``
+was labelled by user ``user[i]`` who belongs to group ``group[i]``, and its feature difference is
+``X[i] = phi(x_i, y1_i) - phi(x_i, y0_i)``. ``y[i] = 1`` means ``y1`` was preferred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .seeding import as_generator
+
+__all__ = ["PreferenceData"]
+
+
+def _check_finite_matrix(X, name: str) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n, d); got shape {X.shape}")
+    if X.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one column (d >= 1); got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite entries; all features must be finite")
+    return X
+
+
+@dataclass(eq=False)
+class PreferenceData:
+    """A validated set of pairwise comparisons.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Feature differences ``phi(x, y1) - phi(x, y0)``; finite floats.
+    y : array of shape (n,)
+        Labels in {0, 1}; 1 means ``y1`` was preferred.
+    group : array of shape (n,), optional
+        Group id of the annotator, in ``[0, n_groups)``. Defaults to all zeros.
+    user : array of shape (n,), optional
+        User id of the annotator, in ``[0, n_users)``. Defaults to ``group``.
+    n_groups, n_users : int, optional
+        Number of groups / users. Default to ``max(id) + 1``. Groups with no comparisons are
+        allowed here (estimators that need data per group check it in ``fit``).
+    context, actions : arrays, optional
+        For data drawn from a finite-arm environment: context index (n,) and the two action
+        indices (n, 2) as ``(a0, a1)``.
+    user_group : array of shape (n_users,), optional
+        Group of each user, when known.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray | None = None
+    user: np.ndarray | None = None
+    n_groups: int | None = None
+    n_users: int | None = None
+    context: np.ndarray | None = None
+    actions: np.ndarray | None = None
+    user_group: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.X = _check_finite_matrix(self.X, "X")
+        n = self.X.shape[0]
+        if n < 1:
+            raise ValueError("X must have at least one row (n >= 1)")
+        y = np.asarray(self.y)
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) to match X; got {y.shape}")
+        if not np.all((y == 0) | (y == 1)):
+            raise ValueError("y must contain only labels 0 and 1 (1 = y1 preferred)")
+        self.y = y.astype(np.int8)
+        self.group = self._ids(self.group, n, "group", np.zeros(n, dtype=np.int64))
+        self.user = self._ids(self.user, n, "user", self.group.copy())
+        self.n_groups = self._count(self.n_groups, self.group, "n_groups", "group")
+        self.n_users = self._count(self.n_users, self.user, "n_users", "user")
+        if self.context is not None:
+            self.context = self._ids(self.context, n, "context", None)
+        if self.actions is not None:
+            a = np.asarray(self.actions)
+            if a.shape != (n, 2) or not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"actions must be an integer array of shape ({n}, 2)")
+            self.actions = a.astype(np.int64)
+        if self.user_group is not None:
+            ug = np.asarray(self.user_group)
+            if ug.shape != (self.n_users,):
+                raise ValueError(f"user_group must have shape (n_users,) = ({self.n_users},)")
+            if ug.size and (ug.min() < 0 or ug.max() >= self.n_groups):
+                raise ValueError(f"user_group ids must lie in [0, n_groups) = [0, {self.n_groups})")
+            self.user_group = ug.astype(np.int64)
+
+    @staticmethod
+    def _ids(a, n, name, default):
+        if a is None:
+            return default
+        a = np.asarray(a)
+        if a.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},) to match X; got {a.shape}")
+        if a.size and not np.issubdtype(a.dtype, np.integer):
+            if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+                raise ValueError(f"{name} ids must be integers")
+        a = a.astype(np.int64)
+        if a.size and a.min() < 0:
+            raise ValueError(f"{name} ids must be >= 0; got min {a.min()}")
+        return a
+
+    @staticmethod
+    def _count(k, ids, name, idname):
+        need = int(ids.max()) + 1 if ids.size else 0
+        if k is None:
+            return max(need, 1)
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"{name} must be >= 1; got {k}")
+        if need > k:
+            raise ValueError(f"{idname} ids must lie in [0, {name}) = [0, {k}); found id {need - 1}")
+        return k
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n(self) -> int:
+        """Number of comparisons."""
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        """Feature dimension."""
+        return self.X.shape[1]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def group_counts(self) -> np.ndarray:
+        """Number of comparisons per group, shape (n_groups,)."""
+        return np.bincount(self.group, minlength=self.n_groups)
+
+    def user_counts(self) -> np.ndarray:
+        """Number of comparisons per user, shape (n_users,)."""
+        return np.bincount(self.user, minlength=self.n_users)
+
+    def signed(self) -> np.ndarray:
+        """``s_i = (2 y_i - 1) X_i``: the BT log-likelihood is ``sum log sigma(s_i . theta)``."""
+        return self.X * (2.0 * self.y - 1.0)[:, None]
+
+    # ------------------------------------------------------------- subsetting
+    def subset(self, index) -> "PreferenceData":
+        """Rows selected by a boolean mask or an integer index; id spaces are kept."""
+        index = np.asarray(index)
+        if index.dtype == bool and index.shape != (self.n,):
+            raise ValueError(f"boolean index must have shape ({self.n},)")
+        if index.size == 0 or (index.dtype == bool and not index.any()):
+            raise ValueError("subset would be empty; a PreferenceData needs n >= 1 rows")
+        return PreferenceData(
+            X=self.X[index], y=self.y[index], group=self.group[index], user=self.user[index],
+            n_groups=self.n_groups, n_users=self.n_users,
+            context=None if self.context is None else self.context[index],
+            actions=None if self.actions is None else self.actions[index],
+            user_group=self.user_group, meta=dict(self.meta),
+        )
+
+    def by_group(self, u: int) -> "PreferenceData":
+        """The comparisons labelled by group ``u``."""
+        if not 0 <= int(u) < self.n_groups:
+            raise ValueError(f"group must lie in [0, n_groups) = [0, {self.n_groups}); got {u}")
+        mask = self.group == int(u)
+        if not mask.any():
+            raise ValueError(f"group {u} has no comparisons")
+        return self.subset(mask)
+
+    def train_test_split(self, test_size: float = 0.2, seed=None, stratify_group: bool = True):
+        """Random split into (train, test); stratified by group by default.
+
+        ``test_size`` is a fraction in (0, 1). Groups with a single comparison stay in train.
+        """
+        if not 0.0 < float(test_size) < 1.0:
+            raise ValueError(f"test_size must lie in (0, 1); got {test_size}")
+        rng = as_generator(seed)
+        is_test = np.zeros(self.n, dtype=bool)
+        strata = [self.group == u for u in range(self.n_groups)] if stratify_group else [
+            np.ones(self.n, dtype=bool)]
+        for mask in strata:
+            idx = np.flatnonzero(mask)
+            m = int(np.floor(test_size * idx.size))
+            if idx.size >= 2:
+                m = min(max(m, 1), idx.size - 1)
+                is_test[rng.choice(idx, size=m, replace=False)] = True
+        return self.subset(~is_test), self.subset(is_test)
+
+    # ------------------------------------------------------------------- I/O
+    def to_frame(self):
+        """A tidy pandas DataFrame: columns x0..x{d-1}, y, group, user (+ context, a0, a1)."""
+        import pandas as pd
+
+        cols = {f"x{j}": self.X[:, j] for j in range(self.d)}
+        cols.update(y=self.y, group=self.group, user=self.user)
+        if self.context is not None:
+            cols["context"] = self.context
+        if self.actions is not None:
+            cols["a0"], cols["a1"] = self.actions[:, 0], self.actions[:, 1]
+        df = pd.DataFrame(cols)
+        df.attrs["n_groups"] = int(self.n_groups)
+        df.attrs["n_users"] = int(self.n_users)
+        return df
+
+    @classmethod
+    def from_frame(cls, df, n_groups=None, n_users=None) -> "PreferenceData":
+        """Inverse of :meth:`to_frame`."""
+        xcols = sorted((c for c in df.columns if c.startswith("x") and c[1:].isdigit()),
+                       key=lambda c: int(c[1:]))
+        if not xcols:
+            raise ValueError("DataFrame has no feature columns named x0, x1, ...")
+        for c in ("y", "group", "user"):
+            if c not in df.columns:
+                raise ValueError(f"DataFrame is missing the column {c!r}")
+        n_groups = n_groups if n_groups is not None else df.attrs.get("n_groups")
+        n_users = n_users if n_users is not None else df.attrs.get("n_users")
+        actions = None
+        if "a0" in df.columns and "a1" in df.columns:
+            actions = np.stack([df["a0"].to_numpy(), df["a1"].to_numpy()], axis=1)
+        return cls(
+            X=df[xcols].to_numpy(dtype=np.float64), y=df["y"].to_numpy(),
+            group=df["group"].to_numpy(), user=df["user"].to_numpy(),
+            n_groups=n_groups, n_users=n_users,
+            context=df["context"].to_numpy() if "context" in df.columns else None,
+            actions=actions,
+        )
+
+    def to_parquet(self, path) -> Path:
+        """Write to a parquet file (counts kept in the file's key-value metadata)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        table = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"pluralrlhf.n_groups"] = str(self.n_groups).encode()
+        meta[b"pluralrlhf.n_users"] = str(self.n_users).encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+        return path
+
+    @classmethod
+    def read_parquet(cls, path) -> "PreferenceData":
+        """Read a file written by :meth:`to_parquet`."""
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        meta = table.schema.metadata or {}
+        ng = meta.get(b"pluralrlhf.n_groups")
+        nu = meta.get(b"pluralrlhf.n_users")
+        return cls.from_frame(table.to_pandas(), n_groups=int(ng) if ng else None,
+                              n_users=int(nu) if nu else None)
+
+    def __repr__(self) -> str:
+        return (f"PreferenceData(n={self.n}, d={self.d}, n_groups={self.n_groups}, "
+                f"n_users={self.n_users}, group_counts={self.group_counts().tolist()})")

@@ -1,0 +1,256 @@
+r"""The Bradley–Terry objective, stated once, and its Newton solver.
+
+For comparisons :math:`(x_i, y_i)` with feature differences :math:`x_i` and labels
+:math:`y_i \in \{0, 1\}`, optional weights :math:`w_i \ge 0` and ridge :math:`\lambda \ge 0`,
+
+.. math::
+
+    f(\theta) = -\sum_i w_i \big[y_i \log\sigma(x_i^\top\theta)
+                + (1 - y_i)\log\sigma(-x_i^\top\theta)\big] + \frac{\lambda}{2}\lVert\theta\rVert^2 .
+
+This is the *sum* of negative log-likelihoods, so ``lam`` equals ``1 / C`` of scikit-learn's
+``LogisticRegression(fit_intercept=False)`` on the same design (Zhu, Jordan & Jiao 2023, eq. 2
+uses the mean; the minimiser is the same with ``lambda_mean = lam / n``).
+
+:func:`bt_objective` is the plain-numpy reference; the numba kernels
+(:mod:`simulator.kernels.bt_numba`) compute the same (f, g, H) in one pass and are tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+__all__ = ["bt_objective", "fit_bt", "BTFit", "MLENotExistWarning", "BACKENDS"]
+
+BACKENDS = ("numba", "numpy")
+
+
+class MLENotExistWarning(RuntimeWarning):
+    """The unpenalised BT MLE does not exist (the data are, or are close to, separable)."""
+
+
+def bt_objective(theta, X, y, lam: float = 0.0, sample_weight=None):
+    """Reference (numpy) value, gradient and Hessian of the penalised BT objective.
+
+    Returns
+    -------
+    f : float
+    g : array (d,)
+    H : array (d, d)
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    t = s * (X @ theta)
+    w = np.ones_like(t) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    p = 0.5 * (1.0 + np.tanh(0.5 * t))  # sigma(t), overflow-free
+    f = float(np.sum(w * np.logaddexp(0.0, -t)) + 0.5 * lam * theta @ theta)
+    g = -(w * s * (1.0 - p)) @ X + lam * theta
+    H = (X * (w * p * (1.0 - p))[:, None]).T @ X + lam * np.eye(X.shape[1])
+    return f, g, H
+
+
+def _numpy_loss(theta, X, y, w):
+    t = (2.0 * y - 1.0) * (X @ theta)
+    terms = np.logaddexp(0.0, -t)
+    return float(np.sum(terms if w is None else w * terms))
+
+
+def _kernels(backend):
+    if backend == "numba":
+        from ..kernels import bt_numba
+
+        return bt_numba.loss_grad_hess, bt_numba.loss
+    if backend == "numpy":
+        return (lambda th, X, y, w: bt_objective(th, X, y, 0.0, w)), _numpy_loss
+    raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+
+@dataclass
+class BTFit:
+    """Result of :func:`fit_bt`."""
+
+    theta: np.ndarray
+    objective: float
+    grad_norm: float
+    n_iter: int
+    n_evals: int
+    converged: bool
+    mu: float = 0.0  # extra ridge that enforces the norm bound (0 when inactive)
+
+
+def _newton(X, y, w, lam, theta, tol, max_iter, backend):
+    """Damped Newton with Armijo backtracking on f + lam/2 ||theta||^2.
+
+    Converged when ``||grad|| <= tol * sum(w)``: the gradient of the *mean* objective is below
+    ``tol``, which makes ``tol`` independent of the sample size.
+    """
+    lgh, loss_only = _kernels(backend)
+    scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
+
+    def full(th):
+        f, g, H = lgh(th, X, y, w)
+        return (f + 0.5 * lam * th @ th, g + lam * th,
+                H + lam * np.eye(th.size))
+
+    f, g, H = full(theta)
+    n_evals = 1
+    converged = False
+    it = 0
+    separable = False
+    for it in range(1, max_iter + 1):
+        gnorm = float(np.linalg.norm(g))
+        if gnorm <= tol * scale:
+            converged = True
+            it -= 1
+            break
+        try:
+            step = -cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
+        except np.linalg.LinAlgError:
+            # Singular Hessian: only possible when lam == 0 and curvature vanished (separable).
+            separable = True
+            break
+        slope = float(g @ step)
+        if not np.isfinite(slope) or slope >= 0:
+            separable = True
+            break
+        t = 1.0
+        while True:
+            th_new = theta + t * step
+            if t == 1.0:
+                f_new, g_new, H_new = full(th_new)
+                n_evals += 1
+            else:
+                f_new = loss_only(th_new, X, y, w) + 0.5 * lam * th_new @ th_new
+                n_evals += 1
+            # Armijo; the relative slack absorbs round-off once the decrease is below machine
+            # precision (then the step is accepted and the gradient test decides).
+            if f_new <= f + 1e-4 * t * slope + 1e-13 * abs(f):
+                break
+            t *= 0.5
+            if t < 1e-12:
+                break
+        if t < 1e-12:
+            break
+        if t != 1.0:
+            f_new, g_new, H_new = full(th_new)
+            n_evals += 1
+        theta, f, g, H = th_new, f_new, g_new, H_new
+        if lam == 0 and np.linalg.norm(theta) > 1e8:
+            separable = True
+            break
+    else:
+        converged = float(np.linalg.norm(g)) <= tol * scale
+    return theta, f, float(np.linalg.norm(g)), it, n_evals, converged, separable
+
+
+def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
+           norm_bound: float | None = None, tol: float = 1e-9, max_iter: int = 100,
+           backend: str = "numba") -> BTFit:
+    """Minimise the BT objective (module docstring) by Newton's method.
+
+    Parameters
+    ----------
+    X : array (n, d), float64, finite
+    y : array (n,), labels in {0, 1}
+    lam : float
+        Ridge ``lambda >= 0`` on the *sum* objective (``1 / C`` of scikit-learn).
+    sample_weight : array (n,), optional
+        Non-negative weights ``w_i`` (EM responsibilities).
+    theta_init : array (d,), optional
+        Warm start.
+    norm_bound : float, optional
+        Constrain ``||theta|| <= norm_bound``. Solved exactly through its KKT condition: the
+        constrained optimum is the ridge solution with the extra multiplier ``mu`` for which
+        the norm equals the bound, found by bisection on ``log mu``.
+    tol : float
+        Stop when the gradient of the mean objective has norm ``<= tol``.
+    max_iter : int
+    backend : {"numba", "numpy"}
+
+    Returns
+    -------
+    BTFit
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.int8)
+    n, d = X.shape
+    if not lam >= 0 or not np.isfinite(lam):
+        raise ValueError(f"lam must be a finite number >= 0; got {lam}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0; got {tol}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter must be >= 1; got {max_iter}")
+    w = None
+    if sample_weight is not None:
+        w = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"sample_weight must be a finite non-negative array of shape ({n},)")
+    theta = np.zeros(d) if theta_init is None else np.array(theta_init, dtype=np.float64)
+    if theta.shape != (d,):
+        raise ValueError(f"theta_init must have shape ({d},); got {theta.shape}")
+
+    theta, f, gn, it, ne, conv, sep = _newton(X, y, w, lam, theta, tol, max_iter, backend)
+    if lam == 0 and not sep:
+        # If the estimate ranks every (positively weighted) comparison correctly, scaling it up
+        # keeps increasing the likelihood: the data are separable and the MLE does not exist,
+        # whatever the gradient test said (the gradient vanishes along the escape direction).
+        t = (2.0 * y - 1.0) * (X @ theta)
+        active = t if w is None else t[w > 0]
+        sep = bool(active.size and active.min() > 0)
+    if sep or (lam == 0 and not conv):
+        warnings.warn(
+            "the unpenalised BT MLE does not exist or was not reached: the data look separable "
+            "(the likelihood keeps increasing along a direction). Use lam > 0 or a norm_bound.",
+            MLENotExistWarning, stacklevel=2)
+    fit = BTFit(theta, f, gn, it, ne, conv and not sep)
+    if norm_bound is None or np.linalg.norm(theta) <= norm_bound:
+        if norm_bound is not None and not norm_bound > 0:
+            raise ValueError(f"norm_bound must be > 0; got {norm_bound}")
+        return fit
+    if not norm_bound > 0:
+        raise ValueError(f"norm_bound must be > 0; got {norm_bound}")
+    return _fit_norm_bound(X, y, w, lam, norm_bound, fit, tol, max_iter, backend)
+
+
+def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):
+    # ||theta(mu)|| decreases in mu; bracket, then bisect on log(mu).
+    total_iter, total_evals = fit.n_iter, fit.n_evals
+    scale = float(X.shape[0] if w is None else np.sum(w))
+
+    def solve(mu, th0):
+        nonlocal total_iter, total_evals
+        th, f, gn, it, ne, conv, _ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend)
+        total_iter += it
+        total_evals += ne
+        return th, f, gn, conv
+
+    lo, hi = 0.0, max(1e-8 * scale, 1e-8)
+    th_hi = fit.theta
+    while True:
+        th_hi, f_hi, gn_hi, conv_hi = solve(hi, th_hi)
+        if np.linalg.norm(th_hi) <= bound:
+            break
+        lo, hi = hi, hi * 10.0
+    th = th_hi
+    for _ in range(200):
+        if lo > 0 and hi / lo < 1 + 1e-12:
+            break
+        mid = math.sqrt(lo * hi) if lo > 0 else hi / 10.0
+        if lo == 0 and mid < 1e-14 * max(scale, 1.0):
+            break
+        th_mid, f_mid, gn_mid, conv_mid = solve(mid, th)
+        if np.linalg.norm(th_mid) > bound:
+            lo = mid
+        else:
+            hi, th_hi, f_hi, gn_hi, conv_hi = mid, th_mid, f_mid, gn_mid, conv_mid
+        th = th_mid
+        if abs(np.linalg.norm(th_hi) - bound) <= 1e-10 * bound:
+            break
+    # Report the objective without the multiplier term: f(theta) + lam/2 ||theta||^2.
+    f_pen = f_hi - 0.5 * hi * th_hi @ th_hi
+    return BTFit(th_hi, float(f_pen), gn_hi, total_iter, total_evals, conv_hi, mu=hi)

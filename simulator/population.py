@@ -1,0 +1,441 @@
+r"""Who prefers what: synthetic Bradley–Terry populations with a planted shared low-rank structure.
+
+Group :math:`u \in [U]` has reward parameter
+
+.. math:: \theta_u = \theta_0 + B w_u, \qquad B \in \mathbb{R}^{d\times k},\ B^\top B = I_k,
+
+(SharedRep-RLHF, arXiv 2509.03672, sec. 1.2 of our note, with the P-ShareLoRA base
+:math:`\theta_0`, arXiv 2503.19201), and a comparison of responses :math:`y_0, y_1` with feature
+difference :math:`X = \phi(x, y_1) - \phi(x, y_0)` made by a member of group ``u`` is labelled
+
+.. math:: P(y = 1) = \sigma(\langle \theta_u, X\rangle / \tau)
+
+(Bradley–Terry, temperature :math:`\tau`), or deterministically ``y = 1[<theta_u, X> > 0]`` (the
+SharedRep LLM tasks: higher score wins, ties go to ``y0``).
+
+Group 0 is the minority in the two-group constructors (as in the SharedRep code, where group 0 is
+the minority). All randomness flows from explicit seeds through ``numpy.random.SeedSequence``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import PreferenceData
+from .seeding import as_generator, as_seed_sequence
+
+__all__ = ["Population", "REGIMES", "random_orthonormal"]
+
+REGIMES = ("shared", "minority_trait", "diverse", "dirichlet")
+LABEL_MODELS = ("bt", "deterministic")
+GROUP_SAMPLING = ("random", "fixed")
+
+
+def random_orthonormal(d: int, k: int, rng) -> np.ndarray:
+    """A Haar-random d×k matrix with orthonormal columns (QR of a Gaussian, signs fixed)."""
+    G = as_generator(rng).standard_normal((d, k))
+    Q, R = np.linalg.qr(G)
+    return Q * np.sign(np.where(np.diag(R) == 0, 1.0, np.diag(R)))
+
+
+def _check_dims(d, k):
+    if not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d must be an integer >= 1; got {d!r}")
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
+        raise ValueError(f"k must be an integer with 1 <= k <= d = {d}; got {k!r}")
+
+
+def _check_proportions(p) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64).ravel()
+    if p.size < 1:
+        raise ValueError("proportions must contain at least one group")
+    if not np.all(np.isfinite(p)) or np.any(p <= 0):
+        raise ValueError(f"proportions must all be positive (in (0, 1]); got {p.tolist()}")
+    if abs(p.sum() - 1.0) > 1e-8:
+        raise ValueError(f"proportions must sum to 1; they sum to {p.sum():.12g}")
+    return p / p.sum()
+
+
+@dataclass(frozen=True)
+class Curvature:
+    """Constants of the BT curvature assumption.
+
+    ``gamma = 1 / (2 + exp(L B) + exp(-L B))`` is the smallest value of
+    :math:`\\sigma'(z)` over ``|z| <= L B`` (Zhu, Jordan & Jiao 2023, Assumption 2.1 form), with
+    ``B = norm_bound = max_u ||theta_u||`` and ``L = feature_bound`` a bound on ``||X||``.
+    For Gaussian features ``L`` is the 99% quantile of ``||X||`` (stated, not a hard bound).
+    ``gamma_mean`` is the average ``sigma'(<theta_u, X>)`` over the population's own features,
+    the curvature a fit actually sees.
+    """
+
+    norm_bound: float
+    feature_bound: float
+    gamma: float
+    gamma_mean: float
+
+
+class Population:
+    """U groups with proportions ``eta`` and parameters ``theta_u = theta0 + B w_u``.
+
+    Parameters
+    ----------
+    B : array (d, k)
+        Shared trait matrix with orthonormal columns.
+    W : array (k, U)
+        Group weights; column ``u`` is ``w_u``.
+    proportions : array (U,)
+        Group proportions ``eta``: positive, summing to one.
+    theta0 : array (d,), optional
+        Shared base parameter (P-ShareLoRA); zero by default.
+    users_per_group : int
+        Users in each group; user ``g * users_per_group + j`` belongs to group ``g``.
+    feature_cov : array (d, d), optional
+        Covariance ``Sigma`` of the feature differences X (isotropic when omitted).
+    feature_scale : float
+        X = feature_scale * N(0, Sigma).
+    label_model : {"bt", "deterministic"}
+    temperature : float
+        BT temperature ``tau`` > 0.
+    name : str
+        Regime name, for records.
+    """
+
+    def __init__(self, B, W, proportions, theta0=None, *, users_per_group: int = 1,
+                 feature_cov=None, feature_scale: float = 1.0, label_model: str = "bt",
+                 temperature: float = 1.0, name: str = "custom", info: dict | None = None):
+        B = np.asarray(B, dtype=np.float64)
+        if B.ndim != 2:
+            raise ValueError(f"B must be a 2-D array (d, k); got shape {B.shape}")
+        d, k = B.shape
+        _check_dims(d, k)
+        if not np.all(np.isfinite(B)):
+            raise ValueError("B must be finite")
+        if not np.allclose(B.T @ B, np.eye(k), atol=1e-8):
+            raise ValueError("B must have orthonormal columns (B^T B = I_k)")
+        W = np.asarray(W, dtype=np.float64)
+        if W.ndim != 2 or W.shape[0] != k:
+            raise ValueError(f"W must have shape (k, U) = ({k}, U); got {W.shape}")
+        if not np.all(np.isfinite(W)):
+            raise ValueError("W must be finite")
+        eta = _check_proportions(proportions)
+        if eta.size != W.shape[1]:
+            raise ValueError(
+                f"proportions has {eta.size} entries but W has U = {W.shape[1]} columns")
+        if theta0 is None:
+            theta0 = np.zeros(d)
+        theta0 = np.asarray(theta0, dtype=np.float64)
+        if theta0.shape != (d,) or not np.all(np.isfinite(theta0)):
+            raise ValueError(f"theta0 must be a finite vector of shape ({d},)")
+        if int(users_per_group) < 1:
+            raise ValueError(f"users_per_group must be >= 1; got {users_per_group}")
+        if feature_cov is not None:
+            feature_cov = np.asarray(feature_cov, dtype=np.float64)
+            if feature_cov.shape != (d, d) or not np.all(np.isfinite(feature_cov)):
+                raise ValueError(f"feature_cov must be a finite ({d}, {d}) matrix")
+            if not np.allclose(feature_cov, feature_cov.T, atol=1e-10):
+                raise ValueError("feature_cov must be symmetric")
+            try:
+                self._chol = np.linalg.cholesky(feature_cov)
+            except np.linalg.LinAlgError:
+                raise ValueError("feature_cov must be positive definite") from None
+        else:
+            self._chol = None
+        if not (np.isfinite(feature_scale) and feature_scale > 0):
+            raise ValueError(f"feature_scale must be > 0; got {feature_scale}")
+        if label_model not in LABEL_MODELS:
+            raise ValueError(f"label_model must be one of {LABEL_MODELS}; got {label_model!r}")
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be > 0; got {temperature}")
+        self.B = B
+        self.W = W
+        self.proportions = eta
+        self.theta0 = theta0
+        self.users_per_group = int(users_per_group)
+        self.feature_cov = feature_cov
+        self.feature_scale = float(feature_scale)
+        self.label_model = label_model
+        self.temperature = float(temperature)
+        self.name = name
+        self.info = dict(info or {})
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def shared(cls, d: int, k: int, proportions, *, seed, weights: str = "simplex",
+               alpha: float = 1.0, signal: float = 2.0, base: float = 0.0, **kwargs):
+        """Each group's weights drawn at random; with U > k they span every trait a.s.
+
+        ``weights="simplex"``: ``w_u = signal * Dirichlet(alpha 1_k)`` (SharedRep's assumption);
+        ``weights="gaussian"``: ``w_u = signal * N(0, I_k / k)`` (free weights).
+        ``base`` > 0 adds a shared ``theta0`` of that norm, orthogonal to span(B).
+        """
+        _check_dims(d, k)
+        eta = _check_proportions(proportions)
+        if weights not in ("simplex", "gaussian"):
+            raise ValueError(f"weights must be 'simplex' or 'gaussian'; got {weights!r}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0; got {alpha}")
+        rng_B, rng_W, rng_0 = (np.random.Generator(np.random.PCG64(s))
+                               for s in as_seed_sequence(seed).spawn(3))
+        B = random_orthonormal(d, k, rng_B)
+        U = eta.size
+        if weights == "simplex":
+            W = signal * rng_W.dirichlet(np.full(k, float(alpha)), size=U).T
+        else:
+            W = signal * rng_W.standard_normal((k, U)) / math.sqrt(k)
+        theta0 = cls._base(B, base, rng_0)
+        return cls(B, W, eta, theta0, name="shared",
+                   info={"weights": weights, "alpha": alpha, "signal": signal, "base": base},
+                   **kwargs)
+
+    @classmethod
+    def minority_trait(cls, d: int, minority: float = 0.05, *, seed, signal: float = 2.0,
+                       mix=(0.3, 0.7), **kwargs):
+        """Two groups and two traits; the second trait is used only by the minority.
+
+        The IMDb set-up of SharedRep-RLHF: majority ``w = e1``, minority
+        ``w = 0.3 e1 + 0.7 e2`` (times ``signal``). Group 0 is the minority, with proportion
+        ``minority``. Here U = k = 2, so the SharedRep model class contains every pair of
+        parameters: it has no statistical advantage over separate fits.
+        """
+        _check_dims(d, 2)
+        if not 0 < minority < 1:
+            raise ValueError(f"minority must lie in (0, 1); got {minority}")
+        B = random_orthonormal(d, 2, seed)
+        W = signal * np.array([[mix[0], 1.0], [mix[1], 0.0]])
+        return cls(B, W, [minority, 1.0 - minority], name="minority_trait",
+                   info={"signal": signal, "mix": tuple(mix)}, **kwargs)
+
+    @classmethod
+    def diverse(cls, d: int, angle: float = math.pi / 2, proportions=(0.5, 0.5), *, seed,
+                signal: float = 2.0, **kwargs):
+        """Two groups whose parameters make a given angle (radians, in [0, pi]).
+
+        MaxMin-RLHF's impossibility set-up: diversity grows with the angle; the total-variation
+        diversity epsilon of the resulting preference distributions is :meth:`diversity`.
+        """
+        _check_dims(d, 2)
+        if not 0.0 <= angle <= math.pi:
+            raise ValueError(f"angle must lie in [0, pi]; got {angle}")
+        eta = _check_proportions(proportions)
+        if eta.size != 2:
+            raise ValueError("proportions must have exactly 2 entries for the diverse regime")
+        B = random_orthonormal(d, 2, seed)
+        W = signal * np.array([[1.0, math.cos(angle)], [0.0, math.sin(angle)]])
+        return cls(B, W, eta, name="diverse", info={"angle": angle, "signal": signal}, **kwargs)
+
+    @classmethod
+    def dirichlet(cls, d: int, k: int, n_groups: int, *, seed, proportions=None,
+                  alpha: float = 1.0, signal: float = 2.0, base: float = 0.0,
+                  users_per_group: int = 1, **kwargs):
+        """Many groups with Dirichlet(alpha) weights (equal proportions unless given).
+
+        For P-ShareLoRA-style personalisation make every user a group
+        (``users_per_group=1``) and set ``base`` for a shared ``theta0``; for EM use several
+        users per group.
+        """
+        if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
+            raise ValueError(f"n_groups must be an integer >= 1; got {n_groups!r}")
+        if proportions is None:
+            proportions = np.full(n_groups, 1.0 / n_groups)
+        eta = _check_proportions(proportions)
+        if eta.size != n_groups:
+            raise ValueError(f"proportions must have n_groups = {n_groups} entries")
+        pop = cls.shared(d, k, eta, seed=seed, weights="simplex", alpha=alpha, signal=signal,
+                         base=base, users_per_group=users_per_group, **kwargs)
+        pop.name = "dirichlet"
+        return pop
+
+    @classmethod
+    def from_regime(cls, regime: str, **kwargs):
+        """Build by regime name (one of :data:`REGIMES`), for specs and the CLI."""
+        if regime not in REGIMES:
+            raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
+        return getattr(cls, regime)(**kwargs)
+
+    @staticmethod
+    def _base(B, norm, rng):
+        d = B.shape[0]
+        if norm == 0:
+            return np.zeros(d)
+        if norm < 0:
+            raise ValueError(f"base must be >= 0; got {norm}")
+        v = rng.standard_normal(d)
+        v -= B @ (B.T @ v)  # keep theta0 out of span(B) so B w_u stays identifiable
+        nv = np.linalg.norm(v)
+        if nv == 0:  # d == k: no orthogonal complement
+            v = rng.standard_normal(d)
+            nv = np.linalg.norm(v)
+        return norm * v / nv
+
+    # ---------------------------------------------------------------- shapes
+    @property
+    def d(self) -> int:
+        return self.B.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.B.shape[1]
+
+    @property
+    def n_groups(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def n_users(self) -> int:
+        return self.n_groups * self.users_per_group
+
+    @property
+    def user_group(self) -> np.ndarray:
+        """Group of each user, shape (n_users,)."""
+        return np.repeat(np.arange(self.n_groups), self.users_per_group)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """True parameters, shape (U, d): row u is ``theta0 + B w_u``."""
+        return self.theta0[None, :] + (self.B @ self.W).T
+
+    @property
+    def minority(self) -> int:
+        """Index of the smallest group (the first one on ties)."""
+        return int(np.argmin(self.proportions))
+
+    @property
+    def norm_bound(self) -> float:
+        """``max_u ||theta_u||``."""
+        return float(np.linalg.norm(self.theta, axis=1).max())
+
+    def traits_spanned_by_others(self, u: int | None = None, tol: float = 1e-8) -> bool:
+        """Whether ``w_u`` lies in the span of the other groups' weights.
+
+        True is the case where pooling can help the minority (U > k with generic weights);
+        with U <= k or a minority-only trait it is False.
+        """
+        u = self.minority if u is None else int(u)
+        others = np.delete(self.W, u, axis=1)
+        if others.size == 0:
+            return False
+        coef, *_ = np.linalg.lstsq(others, self.W[:, u], rcond=None)
+        resid = self.W[:, u] - others @ coef
+        return bool(np.linalg.norm(resid) <= tol * max(1.0, np.linalg.norm(self.W[:, u])))
+
+    def feature_sigma(self) -> np.ndarray:
+        """Covariance of X: ``feature_scale^2 * Sigma``."""
+        S = np.eye(self.d) if self.feature_cov is None else self.feature_cov
+        return self.feature_scale**2 * S
+
+    def curvature(self, seed=0, n_mc: int = 20000) -> Curvature:
+        """Norm bound B, feature bound L, worst-case gamma and mean curvature (see Curvature)."""
+        from scipy.stats import chi2
+
+        Sigma = self.feature_sigma()
+        L = float(math.sqrt(chi2.ppf(0.99, self.d) * np.linalg.eigvalsh(Sigma).max()))
+        Bn = self.norm_bound
+        z = L * Bn / self.temperature
+        gamma = 1.0 / (2.0 + math.exp(min(z, 700.0)) + math.exp(-z))
+        X = self._features(n_mc, as_generator(seed))
+        zz = (X @ self.theta.T) / self.temperature
+        s = 1.0 / (1.0 + np.exp(-zz))
+        return Curvature(norm_bound=Bn, feature_bound=L, gamma=gamma,
+                         gamma_mean=float(np.mean(s * (1 - s))))
+
+    def diversity(self, seed=0, n_mc: int = 50000) -> np.ndarray:
+        """Pairwise total-variation diversity (U, U) between groups' preference distributions.
+
+        ``eps_{uv} = E_X |P_u(y=1|X) - P_v(y=1|X)|`` (MaxMin-RLHF Definition 1 in TV form),
+        estimated by Monte Carlo over the population's feature distribution.
+        """
+        X = self._features(n_mc, as_generator(seed))
+        P = 1.0 / (1.0 + np.exp(-(X @ self.theta.T) / self.temperature))
+        return np.abs(P[:, :, None] - P[:, None, :]).mean(axis=0)
+
+    # -------------------------------------------------------------- sampling
+    def _features(self, n, rng) -> np.ndarray:
+        Z = rng.standard_normal((n, self.d))
+        if self._chol is not None:
+            Z = Z @ self._chol.T
+        return self.feature_scale * Z
+
+    def _groups(self, n, rng, group_sampling):
+        if group_sampling == "random":
+            return rng.choice(self.n_groups, size=n, p=self.proportions)
+        # "fixed": exact counts n_u = round(eta_u n) by largest remainder, in random order
+        raw = self.proportions * n
+        counts = np.floor(raw).astype(np.int64)
+        rem = n - counts.sum()
+        counts[np.argsort(-(raw - counts), kind="stable")[:rem]] += 1
+        g = np.repeat(np.arange(self.n_groups), counts)
+        return rng.permutation(g)
+
+    def sample(self, n: int, seed, *, env=None, group_sampling: str = "random") -> PreferenceData:
+        """Draw ``n`` labelled comparisons.
+
+        Parameters
+        ----------
+        n : int
+            Number of comparisons, >= 1.
+        seed : int or SeedSequence
+            Everything drawn (groups, users, features, labels) is a function of it.
+        env : FiniteArmEnv, optional
+            Draw contexts from ``env.rho`` and two distinct actions from ``env.pi_ref``; X is
+            then the difference of the arms' features and the result records ``context`` and
+            ``actions``. Without it, X ~ feature_scale * N(0, Sigma).
+        group_sampling : {"random", "fixed"}
+            "random": each comparison's group drawn with the proportions; "fixed": exactly
+            ``round(eta_u n)`` comparisons per group. Users are uniform within the group.
+        """
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be an integer >= 1; got {n!r}")
+        if group_sampling not in GROUP_SAMPLING:
+            raise ValueError(f"group_sampling must be one of {GROUP_SAMPLING}; got {group_sampling!r}")
+        ss = as_seed_sequence(seed)
+        # Independent streams, so that e.g. a different label model leaves X unchanged.
+        r_group, r_user, r_x, r_label = (np.random.Generator(np.random.PCG64(s))
+                                         for s in ss.spawn(4))
+        group = self._groups(int(n), r_group, group_sampling)
+        user = group * self.users_per_group + r_user.integers(0, self.users_per_group, size=n)
+        context = actions = None
+        if env is None:
+            X = self._features(int(n), r_x)
+        else:
+            if env.d != self.d:
+                raise ValueError(f"env has feature dimension {env.d}, population has d = {self.d}")
+            context, actions, X = env.sample_comparisons(int(n), r_x)
+        margin = np.einsum("ij,ij->i", X, self.theta[group]) / self.temperature
+        if self.label_model == "bt":
+            y = (r_label.random(n) < 1.0 / (1.0 + np.exp(-margin))).astype(np.int8)
+        else:  # higher score wins; ties go to y0 (SharedRep LLM tasks)
+            y = (margin > 0).astype(np.int8)
+        return PreferenceData(X=X, y=y, group=group, user=user, n_groups=self.n_groups,
+                              n_users=self.n_users, context=context, actions=actions,
+                              user_group=self.user_group,
+                              meta={"population": self.name, "label_model": self.label_model})
+
+    def arm_env(self, n_contexts: int, n_actions: int, seed, *, rho=None, pi_ref=None):
+        """A finite-arm environment whose arm features phi(x, a) ~ N(0, Sigma / 2) * scale.
+
+        The halved covariance makes the difference of two arms' features distributed like the
+        population's X.
+        """
+        from .arms import FiniteArmEnv
+
+        for name, v in (("n_contexts", n_contexts), ("n_actions", n_actions)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+        if n_actions < 2:
+            raise ValueError(f"n_actions must be >= 2 to form comparisons; got {n_actions}")
+        rng = as_generator(as_seed_sequence(seed))
+        phi = self._features(n_contexts * n_actions, rng) / math.sqrt(2.0)
+        return FiniteArmEnv(phi.reshape(n_contexts, n_actions, self.d), rho=rho, pi_ref=pi_ref)
+
+    def reward(self, X, group) -> np.ndarray:
+        """True rewards ``<theta_group, X>``."""
+        X = np.asarray(X, dtype=np.float64)
+        return np.einsum("...j,...j->...", X, self.theta[np.asarray(group)])
+
+    def __repr__(self) -> str:
+        return (f"Population({self.name}, d={self.d}, k={self.k}, U={self.n_groups}, "
+                f"proportions={np.round(self.proportions, 4).tolist()}, "
+                f"users_per_group={self.users_per_group}, label_model={self.label_model!r})")

@@ -1,0 +1,145 @@
+"""Populations and PreferenceData: invariants, determinism, I/O and bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator import Population, PreferenceData
+
+
+@st.composite
+def populations(draw):
+    d = draw(st.integers(1, 12))
+    k = draw(st.integers(1, d))
+    U = draw(st.integers(1, 6))
+    raw = np.array(draw(st.lists(st.floats(0.05, 1.0), min_size=U, max_size=U)))
+    weights = draw(st.sampled_from(["simplex", "gaussian"]))
+    pop = Population.shared(d, k, raw / raw.sum(), seed=draw(st.integers(0, 2**31)),
+                            weights=weights, users_per_group=draw(st.integers(1, 4)),
+                            label_model=draw(st.sampled_from(["bt", "deterministic"])))
+    return pop
+
+
+@given(pop=populations(), n=st.integers(1, 400), seed=st.integers(0, 2**31),
+       gs=st.sampled_from(["random", "fixed"]))
+def test_sample_invariants(pop, n, seed, gs):
+    data = pop.sample(n, seed=seed, group_sampling=gs)
+    assert data.X.shape == (n, pop.d) and np.all(np.isfinite(data.X))
+    assert set(np.unique(data.y)) <= {0, 1}
+    assert data.group.min() >= 0 and data.group.max() < pop.n_groups
+    # every user belongs to the group it labels for
+    np.testing.assert_array_equal(pop.user_group[data.user], data.group)
+    assert pop.theta.shape == (pop.n_groups, pop.d)
+    np.testing.assert_allclose(pop.B.T @ pop.B, np.eye(pop.k), atol=1e-10)
+    if gs == "fixed":
+        assert np.all(np.abs(data.group_counts() - pop.proportions * n) < 1)
+
+
+def test_same_seed_same_bits_and_different_seed_differs():
+    pop = Population.shared(8, 2, [0.3, 0.7], seed=1)
+    a, b, c = pop.sample(500, seed=3), pop.sample(500, seed=3), pop.sample(500, seed=4)
+    assert a.X.tobytes() == b.X.tobytes() and a.y.tobytes() == b.y.tobytes()
+    assert not np.array_equal(a.X, c.X)
+    again = Population.shared(8, 2, [0.3, 0.7], seed=1)
+    assert again.theta.tobytes() == pop.theta.tobytes()
+
+
+def test_same_seed_same_bits_across_processes():
+    code = ("from simulator import Population; import hashlib;"
+            "d=Population.shared(6,2,[0.5,0.5],seed=11).sample(300,seed=5);"
+            "print(hashlib.sha256(d.X.tobytes()+d.y.tobytes()).hexdigest())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)}
+    assert len(outs) == 1
+
+
+def test_label_model_changes_only_labels():
+    kw = dict(seed=0)
+    a = Population.shared(5, 2, [0.5, 0.5], **kw).sample(300, seed=1)
+    b = Population.shared(5, 2, [0.5, 0.5], label_model="deterministic", **kw).sample(300, seed=1)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_bt_labels_follow_the_model():
+    pop = Population.shared(4, 2, [1.0], seed=2, signal=1.0)
+    data = pop.sample(40000, seed=0)
+    p = 1 / (1 + np.exp(-data.X @ pop.theta[0]))
+    # mean of y - p has sd <= 0.5 / sqrt(n) = 0.0025; 5 sd
+    assert abs(np.mean(data.y - p)) < 0.0125
+
+
+def test_deterministic_labels_tie_goes_to_y0():
+    pop = Population.minority_trait(4, 0.2, seed=0, label_model="deterministic")
+    data = pop.sample(200, seed=1)
+    margin = np.einsum("ij,ij->i", data.X, pop.theta[data.group])
+    np.testing.assert_array_equal(data.y, (margin > 0).astype(np.int8))
+
+
+def test_regimes_state_whether_minority_traits_are_spanned():
+    assert not Population.minority_trait(16, 0.05, seed=0).traits_spanned_by_others()
+    assert Population.shared(16, 2, [0.02, 0.245, 0.245, 0.245, 0.245],
+                             seed=0).traits_spanned_by_others()
+    # U <= k: the others cannot span a generic minority weight
+    assert not Population.shared(16, 3, [0.1, 0.45, 0.45], seed=0).traits_spanned_by_others()
+    mt = Population.minority_trait(10, 0.1, seed=3)
+    np.testing.assert_allclose(mt.W[:, 1], [2.0, 0.0])
+    np.testing.assert_allclose(mt.W[:, 0], [0.6, 1.4])
+    assert mt.minority == 0
+
+
+def test_diverse_angle_controls_diversity():
+    eps = [Population.diverse(6, a, seed=0).diversity(seed=0, n_mc=20000)[0, 1]
+           for a in (0.0, 0.5, 1.5, 3.0)]
+    assert eps[0] == 0.0 and np.all(np.diff(eps) > 0)
+
+
+def test_curvature_reports_gamma():
+    pop = Population.shared(8, 2, [0.5, 0.5], seed=0)
+    c = pop.curvature()
+    z = c.feature_bound * c.norm_bound
+    assert c.gamma == pytest.approx(1 / (2 + np.exp(z) + np.exp(-z)))
+    assert 0 < c.gamma < c.gamma_mean <= 0.25
+
+
+def test_preference_data_subset_split_and_parquet_roundtrip(tmp_path):
+    pop = Population.shared(5, 2, [0.2, 0.8], seed=0, users_per_group=3)
+    data = pop.sample(1000, seed=1)
+    g0 = data.by_group(0)
+    assert np.all(g0.group == 0) and g0.n == data.group_counts()[0]
+    tr, te = data.train_test_split(0.25, seed=2)
+    assert tr.n + te.n == data.n and abs(te.n - 250) <= 2
+    assert np.all(te.group_counts() > 0)
+    path = data.to_parquet(tmp_path / "d.parquet")
+    back = PreferenceData.read_parquet(path)
+    np.testing.assert_array_equal(back.X, data.X)
+    np.testing.assert_array_equal(back.y, data.y)
+    np.testing.assert_array_equal(back.group, data.group)
+    np.testing.assert_array_equal(back.user, data.user)
+    assert (back.n_groups, back.n_users) == (data.n_groups, data.n_users)
+    df = data.to_frame()
+    assert list(df.columns[:5]) == ["x0", "x1", "x2", "x3", "x4"]
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: Population.shared(5, 2, [0.5, 0.6], seed=0), "sum to 1"),
+    (lambda: Population.shared(5, 2, [1.2, -0.2], seed=0), "positive"),
+    (lambda: Population.shared(5, 6, [1.0], seed=0), "k must"),
+    (lambda: Population.shared(5, 0, [1.0], seed=0), "k must"),
+    (lambda: Population.shared(5, 2, [1.0], seed=0).sample(0, seed=0), "n must"),
+    (lambda: Population.from_regime("nope", d=3), "regime"),
+    (lambda: Population.shared(5, 2, [1.0], seed=0, label_model="x"), "label_model"),
+    (lambda: Population.diverse(5, angle=4.0, seed=0), "angle"),
+    (lambda: Population.minority_trait(5, 1.5, seed=0), "minority"),
+    (lambda: PreferenceData(np.array([[np.nan, 1.0]]), [1]), "NaN"),
+    (lambda: PreferenceData(np.ones((2, 2)), [0, 2]), "labels 0 and 1"),
+    (lambda: PreferenceData(np.ones((2, 2)), [0, 1], group=[0, 3], n_groups=2), "group ids"),
+    (lambda: PreferenceData(np.ones((2, 2)), [0, 1], group=[0, -1]), "group ids"),
+    (lambda: PreferenceData(np.ones((2, 2)), [0, 1, 1]), "y must have shape"),
+])
+def test_bad_input_raises_naming_the_parameter(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
