@@ -1,0 +1,141 @@
+"""Theory overlays for pluralrlhf: bounds, predicted rates, and the fit / CI / verdict layer.
+
+Stands on its own (numpy, scipy, pandas; nothing from ``simulator``). Modules:
+
+- :mod:`theory.bt_mle` — single-reward BT-MLE (Zhu, Jordan & Jiao 2023): curvature ``gamma``,
+  Lemma 3.1 error bound, Thm 3.2 pessimistic suboptimality, Thm 3.10 ``sqrt(d/n)`` lower bound.
+- :mod:`theory.sharedrep` — minority error of separate per-group MLE ``sqrt(d/n_min)`` and the
+  reconstructed SharedRep rate ``sqrt(dk/n) + sqrt(k/n_min)``.
+- :mod:`theory.lowrank` — shared low-rank personalisation ``(k/n + dk/(N n))/gamma``, oracle and
+  independent baselines, ratio ``1 + d/N``, subspace rate, P-ShareLoRA parameter counts.
+- :mod:`theory.maxmin` — MaxMin-RLHF Lemma 1 / Theorem 1 as written in the notes (doubtful
+  exponent exposed) and related identities.
+- :mod:`theory.fitting` — log-log slope with a seed bootstrap CI, seed quantiles, bound ratios.
+- :mod:`theory.verdicts` — the three-way decision rules.
+- :mod:`theory.claims` — :class:`Claim`, :class:`ClaimResult`, the theory-check table.
+- :mod:`theory.provenance` — :class:`Source` records attached to every bound
+  (``fn.source``, ``fn.SOURCE``, ``fn.VERIFIED``).
+
+Nothing here is verified against a paper's text (the notes only had abstracts and summaries):
+every bound has ``VERIFIED = False`` and unknown universal constants are arguments ``C`` with a
+placeholder default of 1.
+"""
+
+from .bt_mle import (
+    DEFAULT_C,
+    bt_curvature,
+    bt_mle_error_bound,
+    bt_mle_lambda,
+    coverage_coefficient,
+    effective_curvature,
+    minimax_lower_bound,
+    pessimistic_suboptimality_bound,
+    sigmoid_derivative,
+)
+from .claims import (
+    CLAIM_KINDS,
+    COLUMNS,
+    Claim,
+    ClaimResult,
+    claims_table,
+    to_markdown,
+    write_theory_checks,
+)
+from .fitting import (
+    SlopeFit,
+    bootstrap_ci,
+    bound_ratio,
+    fit_loglog_slope,
+    min_seeds_for_quantile,
+    quantile_across_seeds,
+)
+from .lowrank import (
+    independent_avg_error,
+    independent_to_oracle_ratio,
+    lowrank_degrees_of_freedom,
+    oracle_subspace_avg_error,
+    shared_lowrank_avg_error,
+    shared_to_oracle_ratio,
+    sharelora_param_counts,
+    sharelora_rank_threshold,
+    subspace_sin_theta_rate,
+)
+from .maxmin import (
+    THEOREM1_EXPONENT_VERIFIED,
+    alignment_gap_quadratic_approx,
+    bt_preference_tv,
+    lemma1_reward_mismatch_lower_bound,
+    mixture_tv_to_group,
+    theorem1_alignment_gap_lower_bound,
+)
+from .provenance import REGISTRY, Source, source_of, sourced
+from .sharedrep import separate_mle_rate, sharedrep_crossover_eta, sharedrep_rate
+from .verdicts import (
+    DEFAULT_EXPONENT_TOL,
+    DOES_NOT_HOLD,
+    HOLDS,
+    INCONCLUSIVE,
+    VERDICTS,
+    verdict_exponent,
+    verdict_less_than,
+    verdict_lower_bound,
+    verdict_upper_bound,
+    verdict_value,
+)
+
+__all__ = [
+    "CLAIM_KINDS",
+    "COLUMNS",
+    "DEFAULT_C",
+    "DEFAULT_EXPONENT_TOL",
+    "DOES_NOT_HOLD",
+    "HOLDS",
+    "INCONCLUSIVE",
+    "REGISTRY",
+    "THEOREM1_EXPONENT_VERIFIED",
+    "VERDICTS",
+    "Claim",
+    "ClaimResult",
+    "SlopeFit",
+    "Source",
+    "alignment_gap_quadratic_approx",
+    "bootstrap_ci",
+    "bound_ratio",
+    "bt_curvature",
+    "bt_mle_error_bound",
+    "bt_mle_lambda",
+    "bt_preference_tv",
+    "claims_table",
+    "coverage_coefficient",
+    "effective_curvature",
+    "fit_loglog_slope",
+    "independent_avg_error",
+    "independent_to_oracle_ratio",
+    "lemma1_reward_mismatch_lower_bound",
+    "lowrank_degrees_of_freedom",
+    "min_seeds_for_quantile",
+    "minimax_lower_bound",
+    "mixture_tv_to_group",
+    "oracle_subspace_avg_error",
+    "pessimistic_suboptimality_bound",
+    "quantile_across_seeds",
+    "separate_mle_rate",
+    "shared_lowrank_avg_error",
+    "shared_to_oracle_ratio",
+    "sharedrep_crossover_eta",
+    "sharedrep_rate",
+    "sharelora_param_counts",
+    "sharelora_rank_threshold",
+    "sigmoid_derivative",
+    "source_of",
+    "sourced",
+    "subspace_sin_theta_rate",
+    "theorem1_alignment_gap_lower_bound",
+    "to_markdown",
+    "verdict_exponent",
+    "verdict_less_than",
+    "verdict_lower_bound",
+    "verdict_upper_bound",
+    "verdict_value",
+    "write_theory_checks",
+]
