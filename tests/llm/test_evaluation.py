@@ -1,0 +1,85 @@
+"""Win-rate arithmetic and tables on fixed fixtures."""
+
+import numpy as np
+import pytest
+
+from simulator.llm.evaluation import format_table, paired_scores, sem, summarise, win_rate
+
+pytestmark = pytest.mark.llm
+
+GROUPS = ["minority", "majority"]
+
+
+def _recs(scores):
+    return [{"prompt_id": i, "group_scores": s} for i, s in enumerate(scores)]
+
+
+GOLD = _recs([[0.5, 0.5], [0.2, 0.9], [0.7, 0.1], [0.4, 0.4]])
+MAXMIN = _recs([[0.6, 0.5], [0.1, 0.95], [0.7, 0.0], [0.9, 0.3]])   # min wins: 2/4, maj: 1/4
+SHARED = _recs([[0.1, 0.6], [0.3, 0.91], [0.8, 0.2], [0.5, 0.5]])   # min wins: 3/4, maj: 4/4
+
+
+def test_win_rate_is_strict():
+    assert win_rate([1, 2, 3], [1, 1, 4]) == pytest.approx(1 / 3)  # tie counts as a loss
+    with pytest.raises(ValueError):
+        win_rate([1, 2], [1])
+
+
+def test_paired_scores_align_on_prompt_id():
+    shuffled = list(reversed(MAXMIN))
+    a, b = paired_scores(shuffled, GOLD, 0)
+    assert win_rate(a, b) == 0.5
+
+
+def test_summarise_hand_computed():
+    runs = [{"method": "gold", "p": None, "seed": 0, "records": GOLD},
+            {"method": "maxmin", "p": 0.1, "seed": 0, "records": MAXMIN},
+            {"method": "sharedrep", "p": 0.1, "seed": 0, "records": SHARED}]
+    rows = {r["method"]: r for r in summarise(runs, GROUPS)}
+    assert rows["maxmin"]["win_minority"] == pytest.approx(50.0)
+    assert rows["maxmin"]["win_majority"] == pytest.approx(25.0)
+    assert rows["sharedrep"]["win_minority"] == pytest.approx(75.0)
+    assert rows["sharedrep"]["win_majority"] == pytest.approx(100.0)
+    assert rows["maxmin"]["mean_minority"] == pytest.approx(np.mean([0.6, 0.1, 0.7, 0.9]))
+    assert rows["gold"]["mean_majority"] == pytest.approx(np.mean([0.5, 0.9, 0.1, 0.4]))
+    assert rows["gold"]["sem_minority"] == pytest.approx(sem([0.5, 0.2, 0.7, 0.4]))
+    assert "win_minority" not in rows["gold"]
+
+
+def test_summarise_averages_win_rates_over_seeds():
+    runs = [{"method": "gold", "p": None, "seed": 0, "records": GOLD},
+            {"method": "gold", "p": None, "seed": 1, "records": MAXMIN},
+            {"method": "sharedrep", "p": 0.2, "seed": 0, "records": SHARED},   # vs GOLD: 75 %
+            {"method": "sharedrep", "p": 0.2, "seed": 1, "records": GOLD}]     # vs MAXMIN: 25 %
+    row = summarise(runs, GROUPS)[0]
+    assert row["method"] == "sharedrep"
+    assert row["win_minority"] == pytest.approx((75.0 + 25.0) / 2)
+
+
+def test_table_layout_and_bold_winner():
+    runs = [{"method": "gold", "p": None, "seed": 0, "records": GOLD},
+            {"method": "maxmin", "p": 0.1, "seed": 0, "records": MAXMIN},
+            {"method": "sharedrep", "p": 0.1, "seed": 0, "records": SHARED},
+            {"method": "maxmin", "p": 0.2, "seed": 0, "records": SHARED},
+            {"method": "sharedrep", "p": 0.2, "seed": 0, "records": MAXMIN}]
+    table = format_table(summarise(runs, GROUPS), GROUPS)
+    lines = table.splitlines()
+    assert lines[0].startswith("| p | Mean minority score")
+    assert "minority win rate %" in lines[0] and "majority win rate %" in lines[0]
+    assert lines[2] == ("|  | MaxMin | SharedRep | Gold | MaxMin | SharedRep | Gold | MaxMin | "
+                        "SharedRep | MaxMin | SharedRep |")
+    row01 = lines[3].split(" | ")
+    assert row01[0] == "| 0.1"
+    assert row01[-4:] == ["50.00", "**75.00**", "25.00", "**100.00** |"]
+    assert len(lines) == 5
+
+
+def test_plot_writes_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    from simulator.llm.evaluation import plot_scores_vs_p
+
+    runs = [{"method": "gold", "p": None, "seed": 0, "records": GOLD},
+            {"method": "maxmin", "p": 0.1, "seed": 0, "records": MAXMIN},
+            {"method": "maxmin", "p": 0.2, "seed": 0, "records": SHARED}]
+    plot_scores_vs_p(summarise(runs, GROUPS), GROUPS, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
