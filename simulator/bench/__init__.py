@@ -23,13 +23,19 @@ def register(name):
     return deco
 
 
+_MODULES = ("mle", "batched", "sharedrep", "em", "policy")
+
+
 def _load_all():
     # Each module registers itself on import.
-    from . import mle  # noqa: F401
-    try:  # optional benchmarks that later issues add
-        from . import more  # noqa: F401
-    except ImportError:
-        pass
+    import importlib
+
+    for name in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
 
 
 def run_benchmarks(names, quick: bool = False, seed: int = 0, json_path=None, out=print):

@@ -27,7 +27,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 __all__ = ["bt_objective", "fit_bt", "BTFit", "MLENotExistWarning", "BACKENDS"]
 
-BACKENDS = ("numba", "numpy")
+BACKENDS = ("numba", "numpy", "torch")
 
 
 class MLENotExistWarning(RuntimeWarning):
@@ -150,7 +150,7 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend):
 
 def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
            norm_bound: float | None = None, tol: float = 1e-9, max_iter: int = 100,
-           backend: str = "numba") -> BTFit:
+           backend: str = "numba", device: str = "cpu") -> BTFit:
     """Minimise the BT objective (module docstring) by Newton's method.
 
     Parameters
@@ -170,7 +170,10 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
     tol : float
         Stop when the gradient of the mean objective has norm ``<= tol``.
     max_iter : int
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numpy", "torch"}
+        "torch" runs the batched solver of :mod:`simulator.kernels.torch_bt` on one problem.
+    device : str
+        Torch device ("cpu", "cuda"), only with ``backend="torch"``.
 
     Returns
     -------
@@ -194,6 +197,10 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
     if theta.shape != (d,):
         raise ValueError(f"theta_init must have shape ({d},); got {theta.shape}")
 
+    if backend == "torch":
+        return _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device)
+    if device != "cpu":
+        raise ValueError(f"device {device!r} needs backend='torch'; backend {backend!r} runs on cpu")
     theta, f, gn, it, ne, conv, sep = _newton(X, y, w, lam, theta, tol, max_iter, backend)
     if lam == 0 and not sep:
         # If the estimate ranks every (positively weighted) comparison correctly, scaling it up
@@ -215,6 +222,20 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
     if not norm_bound > 0:
         raise ValueError(f"norm_bound must be > 0; got {norm_bound}")
     return _fit_norm_bound(X, y, w, lam, norm_bound, fit, tol, max_iter, backend)
+
+
+def _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device):
+    from ..kernels.torch_bt import fit_bt_batched
+
+    if norm_bound is not None:
+        raise ValueError("norm_bound is not supported with backend='torch'; use 'numba'")
+    res = fit_bt_batched(X[None], y[None], lam=lam, sample_weight=None if w is None else w[None],
+                         theta_init=theta[None], tol=tol, max_iter=max_iter, device=device)
+    if lam == 0 and not res.converged[0]:
+        warnings.warn("the unpenalised BT MLE does not exist or was not reached: the data look "
+                      "separable. Use lam > 0.", MLENotExistWarning, stacklevel=3)
+    return BTFit(res.theta[0], float(res.objective[0]), float(res.grad_norm[0]),
+                 int(res.n_iter[0]), int(res.n_iter[0]) + 1, bool(res.converged[0]))
 
 
 def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):

@@ -20,12 +20,13 @@ __all__ = ["PooledMLE", "SeparateMLE"]
 
 class _BTMLE(PreferenceEstimator):
     def __init__(self, lam: float = 1e-4, norm_bound: float | None = None, tol: float = 1e-9,
-                 max_iter: int = 100, backend: str = "numba"):
+                 max_iter: int = 100, backend: str = "numba", device: str = "cpu"):
         self.lam = lam
         self.norm_bound = norm_bound
         self.tol = tol
         self.max_iter = max_iter
         self.backend = backend
+        self.device = device
 
     def _validate_params(self):
         if not (np.isfinite(self.lam) and self.lam >= 0):
@@ -34,11 +35,13 @@ class _BTMLE(PreferenceEstimator):
             raise ValueError(f"norm_bound must be > 0 or None; got {self.norm_bound}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}")
+        if self.device != "cpu" and self.backend != "torch":
+            raise ValueError(f"device {self.device!r} needs backend='torch'")
 
     def _fit_one(self, X, y, w, theta_init=None):
         return fit_bt(X, y, lam=self.lam, sample_weight=w, theta_init=theta_init,
                       norm_bound=self.norm_bound, tol=self.tol, max_iter=self.max_iter,
-                      backend=self.backend)
+                      backend=self.backend, device=self.device)
 
 
 class PooledMLE(_BTMLE):
@@ -55,7 +58,9 @@ class PooledMLE(_BTMLE):
     tol : float, default 1e-9
         Gradient-norm tolerance on the mean objective.
     max_iter : int, default 100
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numpy", "torch"}
+    device : str, default "cpu"
+        Torch device ("cpu", "cuda") for ``backend="torch"``.
 
     Attributes
     ----------
@@ -111,6 +116,8 @@ class SeparateMLE(_BTMLE):
         self.converged_groups_ = np.zeros(U, dtype=bool)
         order = np.argsort(data.group, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(counts)])
+        if self.backend == "torch" and self.norm_bound is None:
+            return self._fit_batched(data, w_all, order, bounds)
         for u in range(U):
             idx = order[bounds[u]:bounds[u + 1]]
             res = self._fit_one(data.X[idx], data.y[idx], None if w_all is None else w_all[idx])
@@ -120,4 +127,23 @@ class SeparateMLE(_BTMLE):
             self.n_iter_[u] = res.n_iter
             self.converged_groups_[u] = res.converged
         self.converged_ = bool(self.converged_groups_.all())
+        return self
+
+    def _fit_batched(self, data, w_all, order, bounds):
+        """All groups in one batched torch solve (padding carries weight 0)."""
+        from ..kernels.torch_bt import fit_bt_batched, pad_problems
+
+        probs = []
+        for u in range(data.n_groups):
+            idx = order[bounds[u]:bounds[u + 1]]
+            probs.append((data.X[idx], data.y[idx], None if w_all is None else w_all[idx]))
+        X, y, w = pad_problems(probs, data.d)
+        res = fit_bt_batched(X, y, lam=self.lam, sample_weight=w, tol=self.tol,
+                             max_iter=self.max_iter, device=self.device)
+        self.theta_ = res.theta
+        self.objective_ = res.objective
+        self.grad_norm_ = res.grad_norm
+        self.n_iter_ = res.n_iter
+        self.converged_groups_ = res.converged
+        self.converged_ = bool(res.converged.all())
         return self

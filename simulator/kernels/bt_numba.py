@@ -77,6 +77,37 @@ def _loss_grad_hess(theta, X, y, w, has_w, nblocks):
     return f_parts.sum(), g_parts.sum(axis=0), H_parts.sum(axis=0)
 
 
+@njit(cache=True)
+def _loss_grad_hess_serial(theta, X, y, w, has_w):
+    # Small problems: one thread, no BLAS calls, upper triangle then mirrored. Launching a
+    # parallel region and pinning BLAS costs more than the work below ~10^4 rows.
+    n, d = X.shape
+    f = 0.0
+    g = np.zeros(d)
+    H = np.zeros((d, d))
+    for r in range(n):
+        z = 0.0
+        for j in range(d):
+            z += X[r, j] * theta[j]
+        s = 2.0 * y[r] - 1.0
+        t = s * z
+        wi = w[r] if has_w else 1.0
+        f += wi * _softplus_neg(t)
+        p = _sigmoid(t)
+        gc = -wi * s * (1.0 - p)
+        hw = wi * p * (1.0 - p)
+        for a in range(d):
+            xa = X[r, a]
+            g[a] += gc * xa
+            ha = hw * xa
+            for b in range(a, d):
+                H[a, b] += ha * X[r, b]
+    for a in range(d):
+        for b in range(a):
+            H[a, b] = H[b, a]
+    return f, g, H
+
+
 @njit(parallel=True, cache=True)
 def _loss(theta, X, y, w, has_w, nblocks):
     n, d = X.shape
@@ -119,9 +150,14 @@ def _blocks(n):
     return max(1, min(4 * numba.get_num_threads(), (n + CHUNK - 1) // CHUNK))
 
 
+SERIAL_BELOW = 8192  # rows; below this the single-threaded kernel is faster
+
+
 def loss_grad_hess(theta, X, y, w=None):
     """(f, g, H) of the unpenalised BT objective; see the module docstring."""
     has_w = w is not None
+    if X.shape[0] < SERIAL_BELOW:
+        return _loss_grad_hess_serial(theta, X, y, w if has_w else _EMPTY, has_w)
     with _one_blas_thread():
         return _loss_grad_hess(theta, X, y, w if has_w else _EMPTY, has_w, _blocks(X.shape[0]))
 

@@ -123,3 +123,14 @@ def test_bad_solver_arguments_raise(kw, match):
     X, y, _, _ = _problem(10, 2, 0)
     with pytest.raises(ValueError, match=match):
         fit_bt(X, y, **kw)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_parallel_kernel_equals_numpy_reference_on_large_n(weights):
+    n = bt_numba.SERIAL_BELOW + 1234  # the multi-threaded, BLAS-chunked path
+    X, y, w, th = _problem(n, 9, 7, weights)
+    f, g, H = bt_numba.loss_grad_hess(th, X, y, w)
+    f2, g2, H2 = bt_objective(th, X, y, 0.0, w)
+    assert abs(f - f2) <= 1e-10 * abs(f2)
+    np.testing.assert_allclose(g, g2, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(H, H2, rtol=1e-10)

@@ -1,0 +1,342 @@
+r"""MaxMin-RLHF's reward mixture: EM over USERS for a mixture of Bradley–Terry models.
+
+Each user ``h`` belongs to one latent cluster ``c(h)``; all of the user's comparisons share it.
+With ``L[h, c] = sum_{i in D_h} log sigma(s_i <theta_c, x_i>)`` (``s_i = 2 y_i - 1``: the chosen
+response against the rejected one):
+
+``variant="hard"`` — Algorithm 2 of MaxMin-RLHF (arXiv 2402.08925; our note sec. 3.2–3.4, 6.4):
+
+* E-step: ``c(h) = argmax_c L[h, c]`` (no mixing weights, no soft responsibilities);
+* M-step: for every non-empty cluster, ``theta_c = argmin -sum_{h: c(h)=c} sum_{D_h}
+  log sigma(s_i <theta, x_i>) + lam/2 ||theta||^2``, warm-started from the previous ``theta_c``;
+* initialisation as in the authors' code: iteration 0 skips the E-step and puts user ``h`` in
+  cluster ``h mod K`` (round robin); fixed iteration cap (10 in their code, ``max_iter``) and, in
+  addition, a convergence test (assignments unchanged).
+  Objective (classification likelihood, never decreases):
+  ``J(theta) = sum_h max_c L[h, c] - lam/2 sum_c ||theta_c||^2``.
+
+``variant="soft"`` — a proper EM for the mixture ``p(D_h) = sum_c pi_c exp(L[h, c])``:
+
+* E-step (numba kernel :mod:`simulator.kernels.em_numba`, log space):
+  ``R[h, c] ∝ pi_c exp(L[h, c])``;
+* M-step: ``pi_c = mean_h R[h, c]``, ``theta_c`` = BT fit with sample weights ``R[user_i, c]``;
+* objective (never decreases, MAP-EM with the ridge as a Gaussian prior):
+  ``l(theta, pi) = sum_h log sum_c pi_c exp(L[h, c]) - lam/2 sum_c ||theta_c||^2``;
+* inits ``"kmeans++"`` (k-means++ seeding then Lloyd on the per-user moment vectors
+  ``mean_{i in D_h} s_i x_i``, which are proportional to ``Sigma theta_{c(h)}`` plus noise for
+  Gaussian X) and ``"random"``; restarts; the best final objective is kept.
+
+``m_step="sharedrep"`` — SharedRep with latent groups (the authors' later ``imdb_clustering``
+branch, our SharedRep note sec. 5.4): the M-step fits a :class:`~.sharedrep.SharedRep` with ``k``
+traits to the clusters (hard: relabelled data; soft: every comparison repeated once per cluster
+with weight ``R[user_i, c]``), warm-started from the previous factors; the penalty in the
+objective is then ``lam/2 (||B||_F^2 + ||W||_F^2)``. Their E-step bug is fixed: we score chosen
+vs rejected (``s_i``), not response 0 vs response 1 (which ignores the labels).
+
+Every sub-problem is solved by :func:`~simulator.estimators.bt.fit_bt`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import em_numba
+from ..metrics import adjusted_rand_index, purity
+from ..seeding import as_seed_sequence
+from .base import PreferenceEstimator, check_data
+from .bt import fit_bt
+from .sharedrep import WEIGHTS, SharedRep, sharedrep_objective
+
+__all__ = ["EMMixture", "e_step_reference", "user_loglik_reference"]
+
+VARIANTS = ("hard", "soft")
+INITS = ("round_robin", "kmeans++", "random")
+M_STEPS = ("separate", "sharedrep")
+
+
+def user_loglik_reference(X, y, user, theta, n_users) -> np.ndarray:
+    """numpy reference of :func:`simulator.kernels.em_numba.user_loglik` (from X and theta)."""
+    t = (2.0 * np.asarray(y, float) - 1.0)[:, None] * (X @ np.asarray(theta).T)
+    lls = -np.logaddexp(0.0, -t)
+    L = np.zeros((n_users, lls.shape[1]))
+    np.add.at(L, np.asarray(user), lls)
+    return L
+
+
+def e_step_reference(L, log_pi):
+    """numpy reference of :func:`simulator.kernels.em_numba.e_step`."""
+    from scipy.special import logsumexp
+
+    A = L + log_pi[None, :]
+    lse = logsumexp(A, axis=1)
+    return np.exp(A - lse[:, None]), lse
+
+
+def _kmeanspp_labels(M, K, rng, n_lloyd=20):
+    H = M.shape[0]
+    centers = [M[rng.integers(H)]]
+    for _ in range(1, K):
+        D = np.min([np.sum((M - c) ** 2, axis=1) for c in centers], axis=0)
+        tot = D.sum()
+        j = rng.integers(H) if tot <= 0 else rng.choice(H, p=D / tot)
+        centers.append(M[j])
+    C = np.array(centers)
+    labels = np.zeros(H, dtype=np.int64)
+    for _ in range(n_lloyd):
+        D = ((M[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+        new = D.argmin(axis=1)
+        for c in range(K):
+            if np.any(new == c):
+                C[c] = M[new == c].mean(axis=0)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels
+
+
+class EMMixture(PreferenceEstimator):
+    """Mixture of BT rewards over users, fitted by (hard or soft) EM.
+
+    Parameters
+    ----------
+    n_groups : int
+        Number of clusters ``K >= 1`` (known, as in MaxMin-RLHF).
+    variant : {"hard", "soft"}
+    init : {"round_robin", "kmeans++", "random"}, optional
+        Default ``"round_robin"`` for hard (the authors' code), ``"kmeans++"`` for soft.
+        Round robin is deterministic, so it runs once whatever ``n_restarts`` says.
+    n_restarts : int, default 3
+    max_iter : int, optional
+        EM iterations (M-steps); default 10 for hard (the authors' cap), 200 for soft.
+    tol : float, default 1e-7
+        Soft: stop when the objective's relative change is ``<= tol``. Hard: stop when the
+        assignments no longer change.
+    lam : float, default 1e-3
+        Ridge of every M-step fit.
+    m_step : {"separate", "sharedrep"}
+        One free ``theta_c`` per cluster, or SharedRep factors ``theta_c = B w_c`` (latent
+        SharedRep).
+    k : int, optional
+        Number of traits for ``m_step="sharedrep"`` (required there).
+    weights : {"free", "simplex"}
+        SharedRep weights for ``m_step="sharedrep"``.
+    seed : int or SeedSequence, default 0
+
+    Attributes
+    ----------
+    theta_ : array (K, d)
+    assignments_ : array (n_users,)
+        Argmax cluster of each user (users without comparisons get the largest cluster).
+    responsibilities_ : array (n_users, K)
+        One-hot for hard EM.
+    mixing_weights_ : array (K,)
+        ``pi`` (soft) or the fraction of users per cluster (hard).
+    log_likelihood_ : float
+        Soft: observed-data log-likelihood ``sum_h log sum_c pi_c exp(L[h,c])``; hard: the
+        classification log-likelihood ``sum_h max_c L[h, c]``.
+    objective_ : float
+        The monotone EM objective (log-likelihood minus the ridge).
+    history_ : list of dict
+        Per iteration of the kept restart: ``iter``, ``objective``, ``log_likelihood``, and with
+        ``true_groups`` also ``purity`` and ``ari``.
+    restart_objectives_ : array
+    B_, W_ : SharedRep factors (``m_step="sharedrep"`` only)
+    n_iter_ : int
+    converged_ : bool
+    """
+
+    def __init__(self, n_groups: int, variant: str = "soft", init: str | None = None,
+                 n_restarts: int = 3, max_iter: int | None = None, tol: float = 1e-7,
+                 lam: float = 1e-3, m_step: str = "separate", k: int | None = None,
+                 weights: str = "free", seed=0):
+        self.n_groups = n_groups
+        self.variant = variant
+        self.init = init
+        self.n_restarts = n_restarts
+        self.max_iter = max_iter
+        self.tol = tol
+        self.lam = lam
+        self.m_step = m_step
+        self.k = k
+        self.weights = weights
+        self.seed = seed
+
+    # ---------------------------------------------------------------- validation
+    def _validate(self, data):
+        K = self.n_groups
+        if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
+            raise ValueError(f"n_groups must be an integer >= 1; got {K!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}; got {self.variant!r}")
+        if self.init is not None and self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS} or None; got {self.init!r}")
+        if int(self.n_restarts) < 1:
+            raise ValueError(f"n_restarts must be >= 1; got {self.n_restarts}")
+        if self.max_iter is not None and int(self.max_iter) < 1:
+            raise ValueError(f"max_iter must be >= 1; got {self.max_iter}")
+        if not self.tol > 0:
+            raise ValueError(f"tol must be > 0; got {self.tol}")
+        if not (np.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"lam must be a finite number >= 0; got {self.lam}")
+        if self.m_step not in M_STEPS:
+            raise ValueError(f"m_step must be one of {M_STEPS}; got {self.m_step!r}")
+        if self.m_step == "sharedrep":
+            if self.k is None:
+                raise ValueError("k must be given when m_step='sharedrep'")
+            if not isinstance(self.k, (int, np.integer)) or self.k < 1 or self.k > data.d:
+                raise ValueError(f"k must be an integer with 1 <= k <= d = {data.d}; "
+                                 f"got {self.k!r}")
+            if self.weights not in WEIGHTS:
+                raise ValueError(f"weights must be one of {WEIGHTS}; got {self.weights!r}")
+        active = int(np.count_nonzero(data.user_counts()))
+        if active < K:
+            raise ValueError(f"too few users: n_groups = {K} clusters need at least {K} users "
+                             f"with comparisons; data has {active} (n_users = {data.n_users})")
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, data, true_groups=None):
+        """Fit by EM over ``data.user``; ``true_groups`` (n_users,) records purity / ARI."""
+        data = check_data(data)
+        self._validate(data)
+        H, _K = data.n_users, int(self.n_groups)
+        if true_groups is not None:
+            true_groups = np.asarray(true_groups)
+            if true_groups.shape != (H,):
+                raise ValueError(f"true_groups must have shape (n_users,) = ({H},); "
+                                 f"got {true_groups.shape}")
+        init = self.init or ("round_robin" if self.variant == "hard" else "kmeans++")
+        max_iter = int(self.max_iter or (10 if self.variant == "hard" else 200))
+        n_runs = 1 if init == "round_robin" else int(self.n_restarts)
+        rngs = [np.random.Generator(np.random.PCG64(s))
+                for s in as_seed_sequence(self.seed).spawn(n_runs)]
+        best = None
+        objs = []
+        for rng in rngs:
+            run = self._run(data, init, max_iter, rng, true_groups)
+            objs.append(run["objective"])
+            if best is None or run["objective"] > best["objective"]:
+                best = run
+        for key, val in best.items():
+            setattr(self, key + "_", val)
+        self.restart_objectives_ = np.array(objs)
+        return self
+
+    def _initial_resp(self, data, init, rng):
+        H, K = data.n_users, int(self.n_groups)
+        if init == "round_robin":
+            labels = np.arange(H) % K
+        elif init == "random":
+            if self.variant == "soft":
+                return rng.dirichlet(np.ones(K), size=H)
+            labels = rng.integers(0, K, size=H)
+        else:
+            counts = np.maximum(data.user_counts(), 1)
+            M = np.zeros((H, data.d))
+            np.add.at(M, data.user, data.signed())
+            M /= counts[:, None]
+            labels = _kmeanspp_labels(M, K, rng)
+        R = np.zeros((H, K))
+        R[np.arange(H), labels] = 1.0
+        return R
+
+    def _m_step(self, data, R, state, rng):
+        """New parameters given responsibilities R (one-hot for hard); returns state dict."""
+        K, d = int(self.n_groups), data.d
+        X, y = data.X, data.y
+        hard = self.variant == "hard"
+        if self.m_step == "separate":
+            theta = state["theta"].copy()
+            for c in range(K):
+                if hard:
+                    rows = np.flatnonzero(R[data.user, c] > 0.5)
+                    if rows.size == 0:
+                        continue  # the authors skip empty clusters
+                    res = fit_bt(X[rows], y[rows], lam=max(self.lam, 1e-12),
+                                 theta_init=theta[c], tol=1e-10)
+                else:
+                    w = R[data.user, c]
+                    if w.sum() < 1e-9:
+                        continue
+                    res = fit_bt(X, y, lam=max(self.lam, 1e-12), sample_weight=w,
+                                 theta_init=theta[c], tol=1e-10)
+                theta[c] = res.theta
+            return {"theta": theta, "penalty": 0.5 * self.lam * float(np.sum(theta * theta))}
+        sr = SharedRep(int(self.k), weights=self.weights, lam=self.lam, n_restarts=1,
+                       seed=int(rng.integers(2**31)))
+        if hard:
+            g = R.argmax(axis=1)[data.user]
+            Xs, ys, gs, sw = X, y, g, None
+        else:
+            Xs = np.tile(X, (K, 1))
+            ys = np.tile(y, K)
+            gs = np.repeat(np.arange(K), X.shape[0])
+            sw = np.ascontiguousarray(R[data.user].T.ravel())
+        warm = None if state.get("B") is None else (state["B"], state["W"])
+        sr._fit_arrays(Xs, ys, gs, sw, K, warm=warm)
+        if warm is not None:
+            # altmin from a warm start never increases F; guard against the round-off case
+            f_old = sharedrep_objective(Xs, ys, gs, warm[0], warm[1], self.lam, sw)
+            if sr.objective_ > f_old:
+                B, W = warm
+            else:
+                B, W = sr.B_raw_, sr.W_raw_
+        else:
+            B, W = sr.B_raw_, sr.W_raw_
+        return {"theta": (B @ W).T.copy(), "B": B, "W": W,
+                "penalty": 0.5 * self.lam * float(np.sum(B * B) + np.sum(W * W))}
+
+    def _run(self, data, init, max_iter, rng, true_groups):
+        H, K, d = data.n_users, int(self.n_groups), data.d
+        hard = self.variant == "hard"
+        active = data.user_counts() > 0
+        R = self._initial_resp(data, init, rng)
+        pi = R[active].mean(axis=0)
+        state = self._m_step(data, R, {"theta": np.zeros((K, d)), "B": None}, rng)
+        history = []
+        prev_obj = None
+        prev_labels = R.argmax(axis=1)
+        converged = False
+        n_m = 1
+        while True:
+            Z = np.ascontiguousarray(data.X @ state["theta"].T)
+            L = em_numba.user_loglik(Z, data.y.astype(np.float64), data.user, H)
+            if hard:
+                labels = L.argmax(axis=1)
+                labels[~active] = prev_labels[~active]
+                R_new = np.zeros((H, K))
+                R_new[np.arange(H), labels] = 1.0
+                ll = float(L[np.arange(H), labels].sum())
+            else:
+                log_pi = np.log(np.maximum(pi, 1e-300))
+                R_new, llh = em_numba.e_step(L, log_pi)
+                labels = R_new.argmax(axis=1)
+                ll = float(llh[active].sum())
+            obj = ll - state["penalty"]
+            rec = {"iter": n_m, "objective": obj, "log_likelihood": ll}
+            if true_groups is not None:
+                rec["purity"] = purity(labels[active], true_groups[active])
+                rec["ari"] = adjusted_rand_index(labels[active], true_groups[active])
+            history.append(rec)
+            if hard:
+                if np.array_equal(labels, prev_labels):
+                    converged = True
+            elif prev_obj is not None and abs(obj - prev_obj) <= self.tol * max(1.0, abs(obj)):
+                converged = True
+            if converged or n_m >= max_iter:
+                break
+            R, prev_labels, prev_obj = R_new, labels, obj
+            if not hard:
+                pi = np.maximum(R[active].mean(axis=0), 1e-12)
+                pi /= pi.sum()
+            state = self._m_step(data, R, state, rng)
+            n_m += 1
+        if hard:
+            pi = np.bincount(labels[active], minlength=K) / max(int(active.sum()), 1)
+        out = {"theta": state["theta"], "assignments": labels, "responsibilities": R_new,
+               "mixing_weights": pi, "log_likelihood": ll, "objective": obj,
+               "history": history, "n_iter": n_m, "converged": converged}
+        if self.m_step == "sharedrep":
+            from .sharedrep import _orthonormalise
+
+            out["B"], out["W"] = _orthonormalise(state["B"], state["W"])
+        return out

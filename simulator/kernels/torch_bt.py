@@ -1,0 +1,178 @@
+"""Batched Bradley–Terry Newton solver in torch: S independent problems at once, CPU or CUDA.
+
+Each problem ``s`` minimises the objective of :func:`simulator.estimators.bt.bt_objective`,
+
+    f_s(theta) = sum_i w_si softplus(-(2 y_si - 1) <x_si, theta>) + lam / 2 ||theta||^2,
+
+with its own data. Problems of unequal size are padded; padded rows get weight 0 and so drop out
+of every sum. The iteration is the same damped Newton method as the numpy/numba back-end, run in
+lock-step: each problem has its own step length (Armijo backtracking) and convergence flag, and a
+problem that has converged is frozen, so one hard problem (separable data, say) cannot spoil the
+others' results, only delay the batch.
+
+float64 agrees with the numba back-end to ~1e-9 relative. float32 is faster on GPUs; its
+gradient test is floored at ``FLOAT32_TOL`` (the gradient of the mean objective cannot be
+resolved much below sqrt(float32 eps) ~ 3e-4 times the feature scale), and estimates then agree
+with float64 to about 1e-4 relative (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOAT32_TOL = 1e-5
+
+
+@dataclass
+class BatchedBTFit:
+    """Result of :func:`fit_bt_batched` (numpy arrays, one entry per problem)."""
+
+    theta: np.ndarray  # (S, d)
+    objective: np.ndarray  # (S,)
+    grad_norm: np.ndarray  # (S,)
+    n_iter: np.ndarray  # (S,)
+    converged: np.ndarray  # (S,) bool
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a core dependency
+        raise ImportError("backend='torch' needs torch (pip install torch==2.13.0)") from exc
+    return torch
+
+
+def pad_problems(problems, d=None):
+    """Stack a list of (X_s, y_s[, w_s]) into padded arrays (S, n_max, d), (S, n_max), (S, n_max).
+
+    Padded rows have weight 0.
+    """
+    S = len(problems)
+    if S == 0:
+        raise ValueError("problems must contain at least one (X, y) problem")
+    d = d or problems[0][0].shape[1]
+    n_max = max(p[0].shape[0] for p in problems)
+    X = np.zeros((S, n_max, d))
+    y = np.zeros((S, n_max), dtype=np.int8)
+    w = np.zeros((S, n_max))
+    for s, p in enumerate(problems):
+        n = p[0].shape[0]
+        if p[0].shape[1] != d:
+            raise ValueError(f"problem {s} has {p[0].shape[1]} features; expected d = {d}")
+        X[s, :n] = p[0]
+        y[s, :n] = p[1]
+        w[s, :n] = 1.0 if len(p) < 3 or p[2] is None else p[2]
+    return X, y, w
+
+
+def _objective(torch, theta, X, sgn, w, lam):
+    t = sgn * torch.einsum("snd,sd->sn", X, theta)
+    f = (w * torch.nn.functional.softplus(-t)).sum(1) + 0.5 * lam * (theta * theta).sum(1)
+    return f, t
+
+
+def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
+                   tol: float = 1e-9, max_iter: int = 100, device: str = "cpu",
+                   dtype: str = "float64") -> BatchedBTFit:
+    """Fit S BT problems at once by lock-step damped Newton.
+
+    Parameters
+    ----------
+    X : array (S, n, d)
+    y : array (S, n) of {0, 1}
+    lam : float >= 0
+        Ridge on each problem's summed objective.
+    sample_weight : array (S, n), optional
+        Non-negative weights; 0 marks padding.
+    theta_init : array (S, d), optional
+    tol : float
+        Converged when the gradient of the mean objective has norm <= tol (floored at
+        ``FLOAT32_TOL`` in float32).
+    max_iter : int
+    device : str
+        "cpu" or "cuda" (any torch device string).
+    dtype : {"float64", "float32"}
+    """
+    torch = _import_torch()
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32'; got {dtype!r}")
+    if not (np.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0; got {lam}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0; got {tol}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 3:
+        raise ValueError(f"X must have shape (S, n, d); got {X.shape}")
+    S, n, d = X.shape
+    y = np.asarray(y)
+    if y.shape != (S, n) or not np.all((y == 0) | (y == 1)):
+        raise ValueError(f"y must be an array of shape ({S}, {n}) with labels in {{0, 1}}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite entries; all features must be finite")
+    w = np.ones((S, n)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (S, n) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"sample_weight must be finite, non-negative, of shape ({S}, {n})")
+    tdt = torch.float64 if dtype == "float64" else torch.float32
+    if dtype == "float32":
+        tol = max(tol, FLOAT32_TOL)
+    dev = torch.device(device)
+    Xt = torch.as_tensor(X, dtype=tdt, device=dev)
+    sgn = torch.as_tensor(2.0 * y - 1.0, dtype=tdt, device=dev)
+    wt = torch.as_tensor(w, dtype=tdt, device=dev)
+    theta = (torch.zeros((S, d), dtype=tdt, device=dev) if theta_init is None
+             else torch.as_tensor(np.asarray(theta_init, np.float64), dtype=tdt, device=dev).clone())
+    scale = wt.sum(1).clamp_min(1e-300)
+    # Armijo slack for round-off in f: a few ulps of the dtype.
+    slack = 1e-13 if dtype == "float64" else 1e-6
+    eye = torch.eye(d, dtype=tdt, device=dev)
+    active = torch.ones(S, dtype=torch.bool, device=dev)
+    conv = torch.zeros(S, dtype=torch.bool, device=dev)
+    n_iter = torch.zeros(S, dtype=torch.int64, device=dev)
+    f, t = _objective(torch, theta, Xt, sgn, wt, lam)
+    gnorm = torch.zeros(S, dtype=tdt, device=dev)
+    with torch.no_grad():
+        for _ in range(int(max_iter) + 1):
+            p = torch.sigmoid(t)
+            g = -torch.einsum("sn,snd->sd", wt * sgn * (1 - p), Xt) + lam * theta
+            gnorm = g.norm(dim=1)
+            newly = active & (gnorm <= tol * scale)
+            conv |= newly
+            active &= ~newly
+            if not bool(active.any()) or int(n_iter.max()) >= max_iter:
+                break
+            h = wt * p * (1 - p)
+            H = torch.bmm((Xt * h.unsqueeze(-1)).transpose(1, 2), Xt) + lam * eye
+            L, info = torch.linalg.cholesky_ex(H)
+            bad = info != 0  # singular Hessian: lam == 0 and curvature lost (separable)
+            active &= ~bad
+            step = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
+            step = torch.where(active[:, None], step, torch.zeros_like(step))
+            slope = (g * step).sum(1)
+            lr = torch.ones(S, dtype=tdt, device=dev)
+            pending = active.clone()
+            new_theta, new_f, new_t = theta, f, t
+            for _ls in range(40):
+                cand = theta + lr[:, None] * step
+                fc, tc = _objective(torch, cand, Xt, sgn, wt, lam)
+                ok = pending & (fc <= f + 1e-4 * lr * slope + slack * f.abs())
+                new_theta = torch.where(ok[:, None], cand, new_theta)
+                new_f = torch.where(ok, fc, new_f)
+                new_t = torch.where(ok[:, None], tc, new_t)
+                pending &= ~ok
+                if not bool(pending.any()):
+                    break
+                lr = torch.where(pending, lr * 0.5, lr)
+            active &= ~pending  # no decrease found: stop that problem where it is
+            n_iter += active.to(torch.int64)
+            theta, f, t = new_theta, new_f, new_t
+        if lam == 0:
+            # As in the numba back-end: an estimate that ranks every weighted comparison
+            # correctly can be scaled up forever, so that problem has no MLE (separable).
+            separable = ((t > 0) | (wt == 0)).all(1) & (wt > 0).any(1)
+            conv &= ~separable
+    return BatchedBTFit(theta=theta.cpu().numpy().astype(np.float64),
+                        objective=f.cpu().numpy().astype(np.float64),
+                        grad_norm=gnorm.cpu().numpy().astype(np.float64),
+                        n_iter=n_iter.cpu().numpy(), converged=conv.cpu().numpy())
