@@ -1,0 +1,109 @@
+"""Run figures: build each figure's sweep, run it on the sweep engine, analyse, and write the
+theory-check table (``theory_checks.csv`` / ``theory_checks.md``)."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import theory
+from figures import FIGURES
+
+SIZES = ("tiny", "quick", "full")
+
+
+def to_sweep_spec(fig_spec: dict) -> dict:
+    """A figure's compact spec -> the sweep engine's spec (:mod:`simulator.sweep.spec`)."""
+    sweep = {k: fig_spec[k] for k in ("name", "task", "seed", "replicates") if k in fig_spec}
+    if "seed_ignore" in fig_spec:
+        sweep["seed_ignore"] = list(fig_spec["seed_ignore"])
+    out = {"sweep": sweep, **fig_spec.get("params", {})}
+    if fig_spec.get("axes"):
+        out["axes"] = fig_spec["axes"]
+    if fig_spec.get("zip"):
+        out["zip"] = fig_spec["zip"]
+    return out
+
+
+def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="process",
+               resume: bool = False, progress: bool = True):
+    """Run one figure; returns its list of :class:`theory.ClaimResult`."""
+    from simulator.sweep import run_sweep
+
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; choose from {sorted(FIGURES)}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}; got {size!r}")
+    mod = importlib.import_module(FIGURES[name])
+    out_dir = Path(out_dir)
+    sweep_dir = out_dir / "sweeps" / name
+    if sweep_dir.exists() and not resume:
+        shutil.rmtree(sweep_dir)  # a fresh run: results of older code must not leak in
+    df = run_sweep(to_sweep_spec(mod.spec(size)), sweep_dir, workers=workers, executor=executor,
+                   resume=resume, progress=progress)
+    failed = df[df["status"] != "ok"] if "status" in df else df.iloc[:0]
+    if len(failed):
+        first = str(failed["error"].iloc[0]).strip().splitlines()[-1]
+        raise RuntimeError(f"{name}: {len(failed)} cell(s) failed; first error: {first}")
+    return mod.analyse(df, out_dir)
+
+
+def run_figures(only=None, out_dir="results", size: str = "quick", workers=None,
+                executor="process", resume: bool = False, progress: bool = True,
+                echo=print):
+    """Run the figures (all, or those in ``only``), write the theory-check table, print a summary.
+
+    Returns the claims table as a pandas DataFrame.
+    """
+    names = list(FIGURES) if not only else list(only)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; choose from {sorted(FIGURES)}")
+    out_dir = Path(out_dir)
+    results = []
+    t_all = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        t0 = time.perf_counter()
+        echo(f"[{i}/{len(names)}] {name}: {importlib.import_module(FIGURES[name]).TITLE} ...")
+        claims = run_figure(name, out_dir, size=size, workers=workers, executor=executor,
+                            resume=resume, progress=progress)
+        results.extend(claims)
+        echo(f"[{i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s "
+             f"({len(claims)} claims)")
+    theory.write_theory_checks(results, out_dir)
+    table = theory.claims_table(results)
+    echo(summary(table, out_dir, time.perf_counter() - t_all))
+    return table
+
+
+def summary(table, out_dir, elapsed) -> str:
+    """Short human-readable summary of the claims table."""
+    counts = table["verdict"].value_counts()
+    lines = [f"\nTheory checks ({len(table)} claims, {elapsed:.0f} s): "
+             + ", ".join(f"{counts.get(v, 0)} {v}" for v in theory.VERDICTS)]
+    for _, r in table.iterrows():
+        ci = "" if r["ci_low"] != r["ci_low"] else f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+        flag = "" if r["verified"] else " (unverified constant/rate)"
+        lines.append(f"  {r['verdict']:>13}  {r['figure']}: {r['quantity']} = "
+                     f"{r['measured']:.3g}{ci}; predicted {r['prediction']}{flag}")
+    lines.append(f"Figures and {Path(out_dir) / 'theory_checks.md'} written to {out_dir}/")
+    return "\n".join(lines)
+
+
+def main_for(module_name: str, argv=None) -> int:
+    """``python -m figures.figN_...``: run one figure on its own."""
+    import argparse
+
+    name = next(k for k, v in FIGURES.items() if v == module_name)
+    p = argparse.ArgumentParser(prog=f"python -m {module_name}")
+    p.add_argument("--out", default="results")
+    p.add_argument("--size", choices=SIZES, default="quick")
+    p.add_argument("--full", action="store_true", help="same as --size full")
+    p.add_argument("--workers", type=int)
+    a = p.parse_args(argv)
+    run_figures([name], a.out, size="full" if a.full else a.size, workers=a.workers,
+                echo=lambda s: print(s, file=sys.stderr))
+    return 0
