@@ -60,14 +60,30 @@ def _numpy_loss(theta, X, y, w):
     return float(np.sum(terms if w is None else w * terms))
 
 
+def _numpy_loss_grad(theta, X, y, w):
+    f, g, _ = bt_objective(theta, X, y, 0.0, w)
+    return f, g
+
+
 def _kernels(backend):
+    """(loss_grad_hess, loss_grad, loss) of the unpenalised objective for a back-end."""
     if backend == "numba":
         from ..kernels import bt_numba
 
-        return bt_numba.loss_grad_hess, bt_numba.loss
+        return bt_numba.loss_grad_hess, bt_numba.loss_grad, bt_numba.loss
     if backend == "numpy":
-        return (lambda th, X, y, w: bt_objective(th, X, y, 0.0, w)), _numpy_loss
+        return ((lambda th, X, y, w: bt_objective(th, X, y, 0.0, w)), _numpy_loss_grad,
+                _numpy_loss)
     raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+
+# Above this many rows a fit without a warm start first solves the problem on every
+# WARM_START_STRIDE-th row (ridge scaled to match, loose tolerance) and starts Newton there. The
+# full-data iterations then begin close to the optimum and converge quadratically in two or three
+# steps: a cold fit costs ~3.5 full passes instead of ~6. The optimum is unchanged: every full
+# iteration, the line search and the stopping test use all rows.
+WARM_START_ABOVE = 262_144
+WARM_START_STRIDE = 8
 
 
 @dataclass
@@ -89,13 +105,13 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend):
     Converged when ``||grad|| <= tol * sum(w)``: the gradient of the *mean* objective is below
     ``tol``, which makes ``tol`` independent of the sample size.
     """
-    lgh, loss_only = _kernels(backend)
+    lgh, _, loss_only = _kernels(backend)
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
+    eye = np.eye(theta.size)
 
     def full(th):
         f, g, H = lgh(th, X, y, w)
-        return (f + 0.5 * lam * th @ th, g + lam * th,
-                H + lam * np.eye(th.size))
+        return f + 0.5 * lam * th @ th, g + lam * th, H + lam * eye
 
     f, g, H = full(theta)
     n_evals = 1
@@ -201,7 +217,19 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
         return _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device)
     if device != "cpu":
         raise ValueError(f"device {device!r} needs backend='torch'; backend {backend!r} runs on cpu")
+    n_warm = 0
+    if theta_init is None and n > WARM_START_ABOVE:
+        sl = slice(None, None, WARM_START_STRIDE)
+        ws = None if w is None else np.ascontiguousarray(w[sl])
+        frac = (np.ascontiguousarray(X[sl]).shape[0] / n) if w is None else (
+            float(np.sum(ws)) / max(float(np.sum(w)), 1e-300))
+        theta, *_rest = _newton(np.ascontiguousarray(X[sl]), np.ascontiguousarray(y[sl]), ws,
+                                lam * frac, theta, 1e-6, max_iter, backend)
+        n_warm = 1  # about WARM_START_STRIDE^-1 of a pass per iteration; counted as one pass
+        if not np.all(np.isfinite(theta)):
+            theta = np.zeros(d)
     theta, f, gn, it, ne, conv, sep = _newton(X, y, w, lam, theta, tol, max_iter, backend)
+    ne += n_warm
     if lam == 0 and not sep:
         # If the estimate ranks every (positively weighted) comparison correctly, scaling it up
         # keeps increasing the likelihood: the data are separable and the MLE does not exist,

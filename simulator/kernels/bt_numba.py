@@ -109,6 +109,32 @@ def _loss_grad_hess_serial(theta, X, y, w, has_w):
 
 
 @njit(parallel=True, cache=True)
+def _loss_grad(theta, X, y, w, has_w, nblocks):
+    n, d = X.shape
+    f_parts = np.zeros(nblocks)
+    g_parts = np.zeros((nblocks, d))
+    for b in prange(nblocks):
+        start = (b * n) // nblocks
+        end = ((b + 1) * n) // nblocks
+        fb = 0.0
+        gb = np.zeros(d)
+        for r in range(start, end):
+            z = 0.0
+            for j in range(d):
+                z += X[r, j] * theta[j]
+            s = 2.0 * y[r] - 1.0
+            t = s * z
+            wi = w[r] if has_w else 1.0
+            fb += wi * _softplus_neg(t)
+            gc = -wi * s * (1.0 - _sigmoid(t))
+            for j in range(d):
+                gb[j] += gc * X[r, j]
+        f_parts[b] = fb
+        g_parts[b] = gb
+    return f_parts.sum(), g_parts.sum(axis=0)
+
+
+@njit(parallel=True, cache=True)
 def _loss(theta, X, y, w, has_w, nblocks):
     n, d = X.shape
     f_parts = np.zeros(nblocks)
@@ -160,6 +186,15 @@ def loss_grad_hess(theta, X, y, w=None):
         return _loss_grad_hess_serial(theta, X, y, w if has_w else _EMPTY, has_w)
     with _one_blas_thread():
         return _loss_grad_hess(theta, X, y, w if has_w else _EMPTY, has_w, _blocks(X.shape[0]))
+
+
+def loss_grad(theta, X, y, w=None):
+    """(f, g) of the unpenalised BT objective, one memory-bound pass without the Hessian."""
+    has_w = w is not None
+    if X.shape[0] < SERIAL_BELOW:
+        f, g, _ = _loss_grad_hess_serial(theta, X, y, w if has_w else _EMPTY, has_w)
+        return f, g
+    return _loss_grad(theta, X, y, w if has_w else _EMPTY, has_w, _blocks(X.shape[0]))
 
 
 def loss(theta, X, y, w=None):

@@ -134,3 +134,14 @@ def test_parallel_kernel_equals_numpy_reference_on_large_n(weights):
     assert abs(f - f2) <= 1e-10 * abs(f2)
     np.testing.assert_allclose(g, g2, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(H, H2, rtol=1e-10)
+
+
+def test_warm_start_from_a_subsample_reaches_the_same_optimum():
+    from simulator.estimators import bt
+
+    X, y, _, _ = _problem(bt.WARM_START_ABOVE + 5000, 4, 8)
+    warm = fit_bt(X, y, lam=0.5)  # cold call: solves a 1/8 subsample first
+    cold = fit_bt(X, y, lam=0.5, theta_init=np.zeros(4))  # a given start disables it
+    assert warm.converged and cold.converged
+    np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-8, atol=1e-12)
+    assert warm.n_iter < cold.n_iter  # the point of it: fewer full-data Newton steps
