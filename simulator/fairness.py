@@ -12,7 +12,7 @@ estimated rewards.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, rel_entr
+from scipy.special import expit
 
 from simulator.arms import FiniteArmEnv
 from simulator.policy import (
@@ -64,9 +64,18 @@ def alignment_gaps(env: FiniteArmEnv, pi, thetas, beta, method="kl") -> np.ndarr
     if method not in ("kl", "direct"):
         raise ValueError(f"method must be 'kl' or 'direct'; got {method!r}")
     r = env.rewards(th)
-    pistar, _ = _gibbs_and_logz(env, r, b)  # (U, M, A)
+    pistar, logz = _gibbs_and_logz(env, r, b)  # (U, M, A), (U, M)
     if method == "kl":
-        kl = np.sum(rel_entr(p[None], pistar), axis=-1)  # (U, M)
+        # In log space: log pi*_u = log pi_ref + r_u / beta - log Z_u stays finite where pi*_u
+        # underflows to 0 (small beta), so the KL does not turn into inf.
+        with np.errstate(divide="ignore"):
+            log_ref = np.log(env.pi_ref)
+        log_star = log_ref[None] + r / b - logz[..., None]
+        pos = p > 0
+        logp = np.log(np.where(pos, p, 1.0))
+        terms = np.where(pos[None], p[None] * (logp[None] - np.where(pos[None], log_star, 0.0)),
+                         0.0)
+        kl = np.maximum(terms.sum(axis=-1), 0.0)  # (U, M)
         return b * (kl @ env.rho)
     f_star = np.array([group_utilities(env, pistar[u], th[u:u + 1], b, None)[0]
                        for u in range(th.shape[0])])
