@@ -3,8 +3,8 @@ features phi(x, a) in R^d and a reference policy pi_ref(a | x).
 
 This is the environment of the theory-validation simulator (MaxMin-RLHF, arXiv 2402.08925,
 Section 2 setup with a linear reward r_u(x, a) = <theta_u, phi(x, a)>; notes maxmin.md 7.1 and
-sharedrep.md 7.1).  The class is pure data + validation; it imports nothing from the rest of the
-package, so `simulator.population` can build one (`Population.arm_env`) and `simulator.policy`
+sharedrep.md 7.1).  The class is pure data + validation; it imports only :mod:`simulator.seeding`,
+so `simulator.population` can build one (`Population.arm_env`) and `simulator.policy`
 can solve on one.
 
 Conventions
@@ -23,27 +23,11 @@ import numbers
 
 import numpy as np
 
-__all__ = ["FiniteArmEnv", "as_generator"]
+from .seeding import as_generator
+
+__all__ = ["FiniteArmEnv"]
 
 _SIMPLEX_ATOL = 1e-8
-
-
-def as_generator(seed) -> np.random.Generator:
-    """Turn ``seed`` (int >= 0, numpy SeedSequence or Generator) into a Generator.
-
-    ``None`` is rejected on purpose: every randomness source in the simulator is an explicit seed.
-    A Generator is used as is (its state advances); ints and SeedSequences give a fresh stream.
-    """
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, np.random.SeedSequence):
-        return np.random.default_rng(seed)
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and int(seed) >= 0:
-        return np.random.default_rng(int(seed))
-    raise ValueError(
-        "seed must be a non-negative int, a numpy.random.SeedSequence or a numpy.random.Generator; "
-        f"got {seed!r}"
-    )
 
 
 def _check_distribution_rows(arr: np.ndarray, name: str) -> None:
@@ -207,7 +191,7 @@ class FiniteArmEnv:
         actions : (n, 2) int64, actions[:, 0] = a0 != actions[:, 1] = a1
         X : (n, d) float64, X_i = phi(x_i, a1) - phi(x_i, a0)
 
-        ``seed``: int, SeedSequence or Generator (see `as_generator`).  Contexts are drawn only
+        ``seed``: int, SeedSequence or Generator (see :func:`simulator.seeding.as_generator`).  Contexts are drawn only
         from contexts whose sampling row has at least two actions with positive mass.
         """
         if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:

@@ -172,7 +172,7 @@ class PreferenceData:
             raise ValueError(f"group {u} has no comparisons")
         return self.subset(mask)
 
-    def train_test_split(self, test_size: float = 0.2, seed=None, stratify_group: bool = True):
+    def train_test_split(self, test_size: float = 0.2, *, seed, stratify_group: bool = True):
         """Random split into (train, test); stratified by group by default.
 
         ``test_size`` is a fraction in (0, 1). Groups with a single comparison stay in train.

@@ -1,7 +1,7 @@
 """Every random draw in the package flows from a seed through :class:`numpy.random.SeedSequence`.
 
 Functions accept ``seed`` as an int, a ``SeedSequence`` or a ``Generator``. ``None`` is refused
-where reproducibility matters (population construction and sampling) and allowed elsewhere.
+everywhere: there is no global or entropy-seeded randomness in the package.
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ __all__ = ["as_seed_sequence", "as_generator", "spawn_generators", "derive_seed_
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:
-    """Turn ``seed`` (int, SeedSequence or None) into a SeedSequence."""
+    """Turn ``seed`` (int >= 0, SeedSequence or Generator) into a SeedSequence."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if isinstance(seed, np.random.Generator):
         # A generator's own seed sequence is not recoverable; draw entropy from it.
         return np.random.SeedSequence(int(seed.integers(0, 2**63 - 1)))
-    if seed is None:
-        return np.random.SeedSequence()
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
         if seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {seed}")
         return np.random.SeedSequence(int(seed))
-    raise ValueError(f"seed must be an int, a numpy SeedSequence or a Generator; got {type(seed)}")
+    raise ValueError("seed must be a non-negative int, a numpy.random.SeedSequence or a "
+                     f"numpy.random.Generator (None is not allowed); got {seed!r}")
 
 
 def as_generator(seed) -> np.random.Generator:

@@ -6,18 +6,15 @@ so that, e.g., the pair-to-group assignment does not change when the number of p
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
-
-def _stream_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+from ..seeding import derive_seed_sequence
 
 
 def seed_sequence(seed: int, stream: str) -> np.random.SeedSequence:
-    """SeedSequence for the named stream of run ``seed`` (stable across Python runs)."""
-    return np.random.SeedSequence([int(seed), _stream_key(stream)])
+    """SeedSequence for the named stream of run ``seed`` (stable across Python runs); the same
+    derivation as the simulator's sweep cells (:func:`simulator.seeding.derive_seed_sequence`)."""
+    return derive_seed_sequence(int(seed), stream)
 
 
 def rng(seed: int, stream: str) -> np.random.Generator:

@@ -143,3 +143,13 @@ def test_preference_data_subset_split_and_parquet_roundtrip(tmp_path):
 def test_bad_input_raises_naming_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_seed_none_is_refused_everywhere():
+    from simulator.seeding import as_generator, as_seed_sequence
+
+    for fn in (as_generator, as_seed_sequence):
+        with pytest.raises(ValueError, match="None is not allowed"):
+            fn(None)
+    with pytest.raises(ValueError, match="seed"):
+        Population.shared(4, 2, [1.0], seed=None)
