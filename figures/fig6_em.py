@@ -1,0 +1,319 @@
+"""Figure 6: EM over users for a two-group BT mixture (MaxMin-RLHF's reward learning): cluster
+recovery (ARI) and reward error against the EM iteration, the separation of the groups and the
+minority's size; hard EM (Algorithm 2: round-robin initialisation, hard E-step, 10 iterations) vs
+soft EM (k-means++ initialisation on per-user moment vectors, responsibilities, mixing weights).
+
+Set-up
+------
+``Population.diverse(d, angle)``: two groups whose parameters (norm ``signal``) make the given angle
+(the separation; its TV diversity ``eps`` of MaxMin-RLHF Definition 1 is recorded too). ``H``
+users, a fraction ``eta`` of them (the minority, group 0) in group 0; every user gives exactly
+``m`` comparisons (the MaxMin code's synthetic users: a group's pairs split into equal users), so
+the minority's share of the data is ``eta`` too. Three EM variants fit the same data:
+
+* ``hard`` — Algorithm 2 as in the authors' code (round robin ``h mod K``, hard E-step, 10
+  iterations, stop when assignments repeat);
+* ``soft`` — proper EM with mixing weights, k-means++ initialisation, 3 restarts (best objective);
+* ``hard_kpp`` — hard E-step with the soft variant's k-means++ initialisation (3 restarts): a
+  control that separates the effect of the E-step from that of the initialisation.
+
+Reward error is ``||theta_hat_c - theta_g||_2`` after matching clusters to groups (the permutation
+with the least total error). "Error vs iteration" refits with ``max_iter = t``: for the
+deterministic round robin that is the prefix of one trajectory; with restarts the kept restart may
+differ between ``t``'s (the best objective after ``t`` iterations).
+
+Claims checked (empirical: no theorem about EM's recovery is in the notes; sources say so)
+----------------------------------------------------------------------------------------
+* ARI increases with separation (paired: ARI at the smallest angle minus ARI at the largest < 0,
+  averaged over minority sizes), per variant;
+* at the largest separation ARI >= 0.95, per variant and minority size;
+* at the smallest minority, soft EM recovers clusters at least as well as hard EM (paired ARI and
+  minority reward error, averaged over separations), and the control hard_kpp vs hard;
+* the EM objective never decreases (soft: MAP-EM; hard: the classification likelihood).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import theory
+from figures import style
+from simulator import Population
+from simulator.data import PreferenceData
+from simulator.estimators import EMMixture
+
+NAME = "fig6"
+TITLE = "EM cluster recovery vs separation, minority size and iteration"
+VARIANTS = ("hard", "soft", "hard_kpp")
+LABELS = {"hard": "hard EM (Alg. 2, round robin)", "soft": "soft EM (k-means++)",
+          "hard_kpp": "hard EM, k-means++ init (control)"}
+COLOURS = {"hard": "C0", "soft": "C1", "hard_kpp": "C2"}
+T_MAX = 10            # iterations recorded (the authors' cap for hard EM)
+ITERS = (1, 2, 3, 5)  # refits with max_iter = t for the reward error vs iteration (+ the final fit)
+ARI_TARGET = 0.95
+DROP_TOL = 1e-9       # relative decrease of the EM objective counted as a violation
+
+EM_SOURCE = ("MaxMin-RLHF (Chakraborty et al. 2024, arXiv 2402.08925), Algorithm 2, as in "
+             "notes maxmin.md §3.2-3.4, §6.4 [S][C]")
+EM_NOTE = "empirical claim: no recovery guarantee for EM is stated in the notes"
+MONO_SOURCE = ("EM monotonicity (Dempster, Laird & Rubin 1977) and classification-EM "
+               "monotonicity; simulator/estimators/em.py docstring [P]")
+
+
+def spec(size: str = "quick") -> dict:
+    """Sweep spec; ``size`` is "tiny" (tests), "quick" (default) or "full" (paper-size)."""
+    params = {"d": 8, "signal": 2.0, "users": 40, "m": 30}
+    if size == "full":
+        axes = {"angle_deg": [10, 15, 30, 45, 60, 75, 90, 120], "eta": [0.05, 0.1, 0.25, 0.5]}
+        reps = 40
+    elif size == "quick":
+        axes = {"angle_deg": [15, 30, 45, 60, 90], "eta": [0.1, 0.25, 0.5]}
+        reps = 10
+    else:
+        axes = {"angle_deg": [20, 90], "eta": [0.25, 0.5]}
+        params = {"d": 4, "signal": 2.0, "users": 12, "m": 15}
+        reps = 3
+    return {"name": NAME, "task": "figures.fig6_em:cell", "seed": 6, "replicates": reps,
+            "seed_ignore": ["angle_deg"], "params": params, "axes": axes}
+
+
+def make_data(params: dict, seed):
+    """The population and its data: ``users`` users, a fraction ``eta`` in group 0, ``m`` each."""
+    s_pop, s_data = seed.spawn(2)
+    H, m = int(params["users"]), int(params["m"])
+    h_min = round(float(params["eta"]) * H)
+    if not 1 <= h_min < H:
+        raise ValueError(f"eta * users must round to a count in [1, users); got {h_min}")
+    pop = Population.diverse(int(params["d"]), math.radians(float(params["angle_deg"])),
+                             proportions=(h_min / H, 1.0 - h_min / H), seed=s_pop,
+                             signal=float(params["signal"]))
+    raw = pop.sample(H * m, seed=s_data, group_sampling="fixed")
+    user = np.empty_like(raw.group)
+    for g, offset in ((0, 0), (1, h_min)):
+        idx = np.flatnonzero(raw.group == g)  # already in random order
+        user[idx] = offset + np.arange(idx.size) // m
+    user_group = np.r_[np.zeros(h_min, np.int64), np.ones(H - h_min, np.int64)]
+    data = PreferenceData(X=raw.X, y=raw.y, group=raw.group, user=user, n_groups=2, n_users=H,
+                          user_group=user_group, meta=raw.meta)
+    return pop, data, user_group
+
+
+def _estimator(variant, seed, max_iter=None):
+    if variant == "hard":
+        return EMMixture(2, variant="hard", max_iter=max_iter, seed=seed)
+    if variant == "soft":
+        return EMMixture(2, variant="soft", max_iter=max_iter, seed=seed)
+    return EMMixture(2, variant="hard", init="kmeans++", max_iter=max_iter, seed=seed)
+
+
+def _errors(theta_hat, theta):
+    """Per-group l2 errors after the best matching of the two clusters to the two groups."""
+    direct = np.linalg.norm(theta_hat - theta, axis=1)
+    swapped = np.linalg.norm(theta_hat[::-1] - theta, axis=1)
+    return direct if direct.sum() <= swapped.sum() else swapped
+
+
+def _max_relative_drop(history):
+    obj = np.array([h["objective"] for h in history], dtype=float)
+    if obj.size < 2:
+        return 0.0
+    drops = (obj[:-1] - obj[1:]) / np.maximum(1.0, np.abs(obj[1:]))
+    return float(max(0.0, drops.max()))
+
+
+def cell(params: dict, seed) -> dict:
+    pop, data, ug = make_data(params, seed)
+    theta = pop.theta
+    out = {"tv_diversity": float(pop.diversity(n_mc=20000)[0, 1])}
+    for v in VARIANTS:
+        em = _estimator(v, seed=0).fit(data, true_groups=ug)
+        hist = em.history_
+        ari = [h["ari"] for h in hist]
+        for t in range(1, T_MAX + 1):  # converged runs keep their last value
+            out[f"{v}_ari_it{t}"] = float(ari[min(t, len(ari)) - 1])
+        err = _errors(em.theta_, theta)
+        out[f"{v}_ari"] = float(ari[-1])
+        out[f"{v}_purity"] = float(hist[-1]["purity"])
+        out[f"{v}_err_mean"] = float(err.mean())
+        out[f"{v}_err_minority"] = float(err[0])
+        out[f"{v}_n_iter"] = int(em.n_iter_)
+        out[f"{v}_converged"] = bool(em.converged_)
+        out[f"{v}_max_obj_drop"] = _max_relative_drop(hist)
+        for t in ITERS:
+            if t >= em.n_iter_:  # the run stopped by then: same fit
+                e = err
+            else:
+                e = _errors(_estimator(v, seed=0, max_iter=t).fit(data).theta_, theta)
+            out[f"{v}_err_mean_it{t}"] = float(e.mean())
+            out[f"{v}_err_minority_it{t}"] = float(e[0])
+    return out
+
+
+# ---------------------------------------------------------------------------------- analysis
+def _matrix(sub, value, grid, axis):
+    piv = sub.pivot_table(index="replicate", columns=axis, values=value, aggfunc="first")
+    return piv.reindex(columns=grid).dropna().to_numpy(dtype=float)
+
+
+def _empirical(quantity, prediction, kind, predicted=None, source=EM_SOURCE, note=EM_NOTE):
+    return theory.Claim(figure=NAME, quantity=quantity, prediction=prediction, kind=kind,
+                        predicted=predicted, source=source, verified=False, note=note)
+
+
+def analyse(df, out_dir) -> list:
+    import pandas as pd
+
+    angles = np.array(sorted(df["angle_deg"].unique()), dtype=float)
+    etas = np.array(sorted(df["eta"].unique()), dtype=float)
+    a0, a1, e0 = angles[0], angles[-1], etas[0]
+    claims = []
+
+    def per_rep_mean(sub, col, by):
+        """Replicates x values-of-``by`` matrix of ``col`` averaged over the other axis."""
+        piv = sub.pivot_table(index="replicate", columns=by, values=col, aggfunc="mean")
+        return piv.dropna()
+
+    # (1) ARI increases with separation: ARI(a0) - ARI(a1) < 0, averaged over eta, paired
+    for v in ("hard", "soft"):
+        P = per_rep_mean(df, f"{v}_ari", "angle_deg")
+        diff = (P[a0] - P[a1]).to_numpy(float)
+        est, lo, hi = theory.bootstrap_ci(diff, seed=0)
+        claims.append(_empirical(
+            f"ARI({a0:g} deg) - ARI({a1:g} deg), {LABELS[v]}, mean over eta",
+            "< 0 (recovery improves with separation)", "less_than").evaluate(
+            est, lo, hi, note=f"paired over {len(diff)} replicates (common random numbers "
+                              f"across angles)"))
+    # (2) at the largest separation ARI >= 0.95, per variant and minority size
+    big = df[df["angle_deg"] == a1]
+    for v in ("hard", "soft"):
+        for eta in etas:
+            vals = big[big["eta"] == eta].sort_values("replicate")[f"{v}_ari"].to_numpy(float)
+            est, lo, hi = theory.bootstrap_ci(vals, seed=0)
+            claims.append(_empirical(
+                f"mean ARI at {a1:g} deg, eta = {eta:g}, {LABELS[v]}",
+                f">= {ARI_TARGET} (near-perfect recovery)", "lower_bound",
+                predicted=ARI_TARGET).evaluate(
+                est, lo, hi, note=f"{len(vals)} replicates; "
+                                  f"{round(eta * df['users'].iloc[0])} minority users"))
+    # (3) soft vs hard (and the init control) at the smallest minority, averaged over angles
+    small = df[df["eta"] == e0]
+    comparisons = [
+        ("hard_ari", "soft_ari", "ARI: hard - soft", "< 0 (soft recovers clusters better)"),
+        ("soft_err_minority", "hard_err_minority", "minority reward error: soft - hard",
+         "< 0 (soft estimates the minority's reward better)"),
+        ("hard_ari", "hard_kpp_ari", "ARI: hard (round robin) - hard (k-means++ init)",
+         "< 0 (part of the gap is the round-robin initialisation)"),
+        ("hard_kpp_ari", "soft_ari", "ARI: hard (k-means++ init) - soft",
+         "< 0 (part of the gap is the hard E-step)"),
+    ]
+    for a, b, what, pred in comparisons:
+        Pa = per_rep_mean(small, a, "angle_deg").mean(axis=1)
+        Pb = per_rep_mean(small, b, "angle_deg").mean(axis=1)
+        diff = (Pa - Pb).dropna().to_numpy(float)
+        est, lo, hi = theory.bootstrap_ci(diff, seed=0)
+        claims.append(_empirical(f"{what}, eta = {e0:g}, mean over separations", pred,
+                                 "less_than").evaluate(
+            est, lo, hi, note=f"paired on the same data, {len(diff)} replicates; exploratory "
+                              f"comparison (no theorem)"))
+    # the same reward-error comparison where the clusters are separable (largest angle)
+    s1 = small[small["angle_deg"] == a1].sort_values("replicate")
+    diff = (s1["soft_err_minority"] - s1["hard_err_minority"]).to_numpy(float)
+    est, lo, hi = theory.bootstrap_ci(diff, seed=0)
+    claims.append(_empirical(
+        f"minority reward error: soft - hard, eta = {e0:g}, {a1:g} deg",
+        "< 0 (soft estimates the minority's reward better)", "less_than").evaluate(
+        est, lo, hi, note=f"paired on the same data, {len(diff)} replicates; exploratory "
+                          f"comparison (no theorem)"))
+    # (4) the EM objective never decreases
+    for v in ("soft", "hard"):
+        drops = df.pivot_table(index="replicate", values=f"{v}_max_obj_drop",
+                               aggfunc="max").to_numpy(float).ravel()
+        est, lo, hi = theory.bootstrap_ci(drops, statistic=np.max, seed=0)
+        what = "MAP-EM objective" if v == "soft" else "classification log-likelihood"
+        claims.append(_empirical(
+            f"largest relative decrease of the {what} between iterations, {LABELS[v]}",
+            f"<= {DROP_TOL:g} (monotone)", "upper_bound", predicted=DROP_TOL,
+            source=MONO_SOURCE,
+            note=f"max over all {len(df)} cells; relative to max(1, |objective|)").evaluate(
+            est, lo, hi))
+
+    # ---- figure -----------------------------------------------------------------------------
+    fig, axes = style.new_figure(ncols=3, nrows=2, width=4.4, height=3.4)
+    (ax_a, ax_b, ax_c), (ax_d, ax_e, ax_f) = axes
+    rows = []
+
+    def band(ax, sub, col, grid, axis, fmt, colour, label, panel, series, **extra):
+        Y = _matrix(sub, col, grid, axis)
+        m = Y.mean(axis=0)
+        lo, hi = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
+        ax.plot(grid, m, fmt, color=colour, label=label, ms=4)
+        ax.fill_between(grid, lo, hi, color=colour, alpha=0.12)
+        for i, x in enumerate(grid):
+            rows.append({"panel": panel, "series": series, "metric": col, "x_name": axis,
+                         "x": float(x), "mean": m[i], "q10": lo[i], "q90": hi[i],
+                         "n_seeds": Y.shape[0], **extra})
+
+    mid = angles[len(angles) // 2]
+    for v in VARIANTS:
+        c = COLOURS[v]
+        for eta, fmt in ((etas[-1], "o-"), (e0, "s--")):
+            sub = df[df["eta"] == eta]
+            band(ax_a if eta == etas[-1] else ax_b, sub, f"{v}_ari", angles, "angle_deg", fmt,
+                 c, LABELS[v], "a" if eta == etas[-1] else "b", v, eta=eta)
+        sub = df[df["angle_deg"] == a1]
+        band(ax_c, sub, f"{v}_ari", etas, "eta", "o-", c, LABELS[v], "c", v, angle_deg=a1)
+        its = np.arange(1, T_MAX + 1, dtype=float)
+        for eta, fmt in ((etas[-1], "o-"), (e0, "s--")):
+            sub = df[(df["angle_deg"] == mid) & (df["eta"] == eta)]
+            Y = np.column_stack([sub.sort_values("replicate")[f"{v}_ari_it{t}"].to_numpy(float)
+                                 for t in range(1, T_MAX + 1)])
+            _plot_iter(ax_d, its, Y, fmt, c, f"{v}, eta = {eta:g}", rows, "d", v, "ari",
+                       angle_deg=mid, eta=eta)
+            cols = [f"{v}_err_minority_it{t}" for t in ITERS] + [f"{v}_err_minority"]
+            Y = np.column_stack([sub.sort_values("replicate")[col].to_numpy(float)
+                                 for col in cols])
+            x_it = np.array(list(ITERS) + [T_MAX + 1], dtype=float)
+            _plot_iter(ax_e, x_it, Y, fmt, c, f"{v}, eta = {eta:g}", rows, "e", v,
+                       "err_minority", angle_deg=mid, eta=eta)
+        sub = df[df["eta"] == e0]
+        band(ax_f, sub, f"{v}_err_minority", angles, "angle_deg", "s--", c, LABELS[v], "f", v,
+             eta=e0)
+    ax_a.set(xlabel="angle between the groups (deg)", ylabel="ARI (final)",
+             title=f"recovery vs separation, eta = {etas[-1]:g}")
+    ax_b.set(xlabel="angle between the groups (deg)", ylabel="ARI (final)",
+             title=f"recovery vs separation, minority eta = {e0:g}")
+    ax_c.set(xlabel="minority fraction of users eta", ylabel="ARI (final)",
+             title=f"recovery vs minority size, {a1:g} deg")
+    ax_d.set(xlabel="EM iteration (M-steps)", ylabel="ARI",
+             title=f"ARI vs iteration, {mid:g} deg (o balanced, s minority)")
+    ax_e.set(xlabel="EM iteration (last point: final fit)", ylabel="minority reward error (l2)",
+             title=f"minority error vs iteration, {mid:g} deg")
+    ax_f.set(xlabel="angle between the groups (deg)", ylabel="minority reward error (l2)",
+             title=f"minority error vs separation, eta = {e0:g}")
+    ax_c.axhline(ARI_TARGET, color="grey", lw=0.8, ls=":")
+    ax_a.axhline(ARI_TARGET, color="grey", lw=0.8, ls=":", label=f"ARI = {ARI_TARGET} (claim)")
+    ax_f.set_yscale("log")
+    ax_a.legend(fontsize=6)
+    ax_d.legend(fontsize=5, loc="center right")
+    fig.suptitle("EM cluster recovery (empirical; no recovery theorem in the notes)", fontsize=9)
+    style.save(fig, out_dir, NAME, pd.DataFrame(rows))
+    return claims
+
+
+def _plot_iter(ax, x, Y, fmt, colour, label, rows, panel, series, metric, **extra):
+    m = Y.mean(axis=0)
+    lo, hi = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
+    ax.plot(x, m, fmt, color=colour, label=label, ms=3)
+    ax.fill_between(x, lo, hi, color=colour, alpha=0.08)
+    for i, xi in enumerate(x):
+        rows.append({"panel": panel, "series": series, "metric": metric, "x_name": "iteration",
+                     "x": float(xi), "mean": m[i], "q10": lo[i], "q90": hi[i],
+                     "n_seeds": Y.shape[0], **extra})
+
+
+if __name__ == "__main__":
+    from figures.runner import main_for
+
+    raise SystemExit(main_for("figures.fig6_em"))
