@@ -34,6 +34,10 @@ objective is then ``lam/2 (||B||_F^2 + ||W||_F^2)``. Their E-step bug is fixed: 
 vs rejected (``s_i``), not response 0 vs response 1 (which ignores the labels).
 
 Every sub-problem is solved by :func:`~simulator.estimators.bt.fit_bt`.
+
+``backend="torch"`` computes the E-step (margins, user log-likelihoods, responsibilities) with
+:class:`simulator.kernels.torch_em.TorchEStep` on ``device`` (the data stay there across
+iterations); the M-step is unchanged. Same results as numba to ~1e-12 relative per E-step.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ __all__ = ["EMMixture", "e_step_reference", "user_loglik_reference"]
 VARIANTS = ("hard", "soft")
 INITS = ("round_robin", "kmeans++", "random")
 M_STEPS = ("separate", "sharedrep")
+BACKENDS = ("numba", "torch")
 
 
 def user_loglik_reference(X, y, user, theta, n_users) -> np.ndarray:
@@ -121,6 +126,10 @@ class EMMixture(PreferenceEstimator):
     weights : {"free", "simplex"}
         SharedRep weights for ``m_step="sharedrep"``.
     seed : int or SeedSequence, default 0
+    backend : {"numba", "torch"}, default "numba"
+        E-step kernel (module docstring).
+    device : str, default "cpu"
+        Torch device of the E-step for ``backend="torch"``.
 
     Attributes
     ----------
@@ -148,7 +157,7 @@ class EMMixture(PreferenceEstimator):
     def __init__(self, n_groups: int, variant: str = "soft", init: str | None = None,
                  n_restarts: int = 3, max_iter: int | None = None, tol: float = 1e-7,
                  lam: float = 1e-3, m_step: str = "separate", k: int | None = None,
-                 weights: str = "free", seed=0):
+                 weights: str = "free", seed=0, backend: str = "numba", device: str = "cpu"):
         self.n_groups = n_groups
         self.variant = variant
         self.init = init
@@ -160,6 +169,8 @@ class EMMixture(PreferenceEstimator):
         self.k = k
         self.weights = weights
         self.seed = seed
+        self.backend = backend
+        self.device = device
 
     # ---------------------------------------------------------------- validation
     def _validate(self, data):
@@ -178,6 +189,10 @@ class EMMixture(PreferenceEstimator):
             raise ValueError(f"tol must be > 0; got {self.tol}")
         if not (np.isfinite(self.lam) and self.lam >= 0):
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}")
+        if self.device != "cpu" and self.backend != "torch":
+            raise ValueError(f"device {self.device!r} needs backend='torch'")
         if self.m_step not in M_STEPS:
             raise ValueError(f"m_step must be one of {M_STEPS}; got {self.m_step!r}")
         if self.m_step == "sharedrep":
@@ -211,8 +226,13 @@ class EMMixture(PreferenceEstimator):
                 for s in as_seed_sequence(self.seed).spawn(n_runs)]
         best = None
         objs = []
+        estep = None
+        if self.backend == "torch":
+            from ..kernels.torch_em import TorchEStep
+
+            estep = TorchEStep(data.X, data.y, data.user, H, device=self.device)
         for rng in rngs:
-            run = self._run(data, init, max_iter, rng, true_groups)
+            run = self._run(data, init, max_iter, rng, true_groups, estep)
             objs.append(run["objective"])
             if best is None or run["objective"] > best["objective"]:
                 best = run
@@ -285,7 +305,7 @@ class EMMixture(PreferenceEstimator):
         return {"theta": (B @ W).T.copy(), "B": B, "W": W,
                 "penalty": 0.5 * self.lam * float(np.sum(B * B) + np.sum(W * W))}
 
-    def _run(self, data, init, max_iter, rng, true_groups):
+    def _run(self, data, init, max_iter, rng, true_groups, estep=None):
         H, K, d = data.n_users, int(self.n_groups), data.d
         hard = self.variant == "hard"
         active = data.user_counts() > 0
@@ -298,8 +318,11 @@ class EMMixture(PreferenceEstimator):
         converged = False
         n_m = 1
         while True:
-            Z = np.ascontiguousarray(data.X @ state["theta"].T)
-            L = em_numba.user_loglik(Z, data.y.astype(np.float64), data.user, H)
+            if estep is None:
+                Z = np.ascontiguousarray(data.X @ state["theta"].T)
+                L = em_numba.user_loglik(Z, data.y.astype(np.float64), data.user, H)
+            else:
+                L = estep.loglik(state["theta"])
             if hard:
                 labels = L.argmax(axis=1)
                 labels[~active] = prev_labels[~active]
@@ -308,7 +331,8 @@ class EMMixture(PreferenceEstimator):
                 ll = float(L[np.arange(H), labels].sum())
             else:
                 log_pi = np.log(np.maximum(pi, 1e-300))
-                R_new, llh = em_numba.e_step(L, log_pi)
+                R_new, llh = (em_numba.e_step(L, log_pi) if estep is None
+                              else estep.e_step(L, log_pi))
                 labels = R_new.argmax(axis=1)
                 ll = float(llh[active].sum())
             obj = ll - state["penalty"]
