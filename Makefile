@@ -21,6 +21,7 @@ reproduce: install
 	$(PY) -m simulator reproduce --out $(OUT)
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 bench: install

@@ -100,7 +100,7 @@ def analyse(df, out_dir) -> list:
         # predicted slope -1/2 anchored at the smallest n
         ax.loglog(ns, mean[0] * np.sqrt(ns[0] / ns), ":", color=line.get_color())
         axr.loglog(ns, q, "o-", color=line.get_color(), label=f"d = {d}: error q{1 - DELTA:.2f}")
-        axr.loglog(ns, bound, "--", color=line.get_color(), label=f"Lemma 3.1, C = 1 (unverified)")
+        axr.loglog(ns, bound, "--", color=line.get_color(), label="Lemma 3.1, C = 1 (unverified)")
         for i, n in enumerate(ns):
             rows.append({"d": d, "n": int(n), "err_l2_mean": mean[i],
                          "err_l2_q10": np.quantile(Y[:, i], 0.1),
@@ -120,7 +120,7 @@ def analyse(df, out_dir) -> list:
            title="BT-MLE error (dotted: slope -1/2)")
     ax.legend(fontsize=7)
     axr.set(xlabel="comparisons n", ylabel="Sigma_D + lambda I norm",
-            title=f"error quantile vs Zhu et al. bound")
+            title="error quantile vs Zhu et al. bound")
     axr.legend(fontsize=6)
     import pandas as pd
 

@@ -148,7 +148,7 @@ class PreferenceData:
         return self.X * (2.0 * self.y - 1.0)[:, None]
 
     # ------------------------------------------------------------- subsetting
-    def subset(self, index) -> "PreferenceData":
+    def subset(self, index) -> PreferenceData:
         """Rows selected by a boolean mask or an integer index; id spaces are kept."""
         index = np.asarray(index)
         if index.dtype == bool and index.shape != (self.n,):
@@ -163,7 +163,7 @@ class PreferenceData:
             user_group=self.user_group, meta=dict(self.meta),
         )
 
-    def by_group(self, u: int) -> "PreferenceData":
+    def by_group(self, u: int) -> PreferenceData:
         """The comparisons labelled by group ``u``."""
         if not 0 <= int(u) < self.n_groups:
             raise ValueError(f"group must lie in [0, n_groups) = [0, {self.n_groups}); got {u}")
@@ -208,7 +208,7 @@ class PreferenceData:
         return df
 
     @classmethod
-    def from_frame(cls, df, n_groups=None, n_users=None) -> "PreferenceData":
+    def from_frame(cls, df, n_groups=None, n_users=None) -> PreferenceData:
         """Inverse of :meth:`to_frame`."""
         xcols = sorted((c for c in df.columns if c.startswith("x") and c[1:].isdigit()),
                        key=lambda c: int(c[1:]))
@@ -244,7 +244,7 @@ class PreferenceData:
         return path
 
     @classmethod
-    def read_parquet(cls, path) -> "PreferenceData":
+    def read_parquet(cls, path) -> PreferenceData:
         """Read a file written by :meth:`to_parquet`."""
         import pyarrow.parquet as pq
 

@@ -37,6 +37,35 @@ def memory_bandwidth(nbytes: int = 256 * 2**20, repeats: int = 3) -> float:
     return 2 * nbytes / best
 
 
+def _one_size(n, d, rng, bw, compile_s):
+    """Time our fit, scikit-learn and scipy on one data set of n rows; one table row."""
+    from scipy.optimize import minimize
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data(n, d, rng)
+    reps = 3 if n <= 100_000 else 1
+    t_ours, res = _time(lambda: fit_bt(X, y, lam=LAM, tol=1e-10), reps)
+    sk = LogisticRegression(C=1.0 / LAM, fit_intercept=False, solver="lbfgs", tol=1e-10,
+                            max_iter=10_000)
+    t_sk, _ = _time(lambda: sk.fit(X, y), reps)
+
+    def fg(th):
+        f, g, _ = bt_objective(th, X, y, LAM)
+        return f, g
+
+    t_sp, sp = _time(lambda: minimize(fg, np.zeros(d), jac=True, method="L-BFGS-B",
+                                      options={"gtol": 1e-10 * n, "ftol": 0, "maxiter": 10_000}),
+                     reps)
+    passes = t_ours * bw / 2 / X.nbytes  # bw counts read + write; a pass only reads
+    return dict(
+        n=n, d=d, ours_s=t_ours, sklearn_s=t_sk, scipy_s=t_sp,
+        speedup_vs_sklearn=t_sk / t_ours, speedup_vs_scipy=t_sp / t_ours,
+        maxdiff_sklearn=float(np.abs(res.theta - sk.coef_.ravel()).max()),
+        maxdiff_scipy=float(np.abs(res.theta - sp.x).max()),
+        newton_iter=res.n_iter, data_evals=res.n_evals, implied_passes=passes,
+        us_per_sample=1e6 * t_ours / n, compile_s=compile_s)
+
+
 def _time(fn, repeats):
     best, out = np.inf, None
     for _ in range(repeats):
@@ -48,8 +77,6 @@ def _time(fn, repeats):
 
 @register("mle")
 def run(quick: bool = False, seed: int = 0, out=print, sizes=None, d: int = 32):
-    from scipy.optimize import minimize
-    from sklearn.linear_model import LogisticRegression
 
     rng = as_generator(seed)
     sizes = sizes or ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
@@ -61,30 +88,7 @@ def run(quick: bool = False, seed: int = 0, out=print, sizes=None, d: int = 32):
     bw = memory_bandwidth()
     out(f"BT-MLE benchmark, d = {d}, ridge lam = {LAM} (sklearn C = 1/lam); numba first call "
         f"(compile or cache load) {compile_s:.2f} s, copy bandwidth {bw / 1e9:.1f} GB/s")
-    rows = []
-    for n in sizes:
-        X, y = _data(n, d, rng)
-        reps = 3 if n <= 100_000 else 1
-        t_ours, res = _time(lambda: fit_bt(X, y, lam=LAM, tol=1e-10), reps)
-        sk = LogisticRegression(C=1.0 / LAM, fit_intercept=False, solver="lbfgs", tol=1e-10,
-                                max_iter=10_000)
-        t_sk, _ = _time(lambda: sk.fit(X, y), reps)
-
-        def fg(th):
-            f, g, _ = bt_objective(th, X, y, LAM)
-            return f, g
-
-        t_sp, sp = _time(lambda: minimize(fg, np.zeros(d), jac=True, method="L-BFGS-B",
-                                          options={"gtol": 1e-10 * n, "ftol": 0, "maxiter": 10_000}),
-                         reps)
-        passes = t_ours * bw / 2 / X.nbytes  # bw counts read + write; a pass only reads
-        rows.append(dict(
-            n=n, d=d, ours_s=t_ours, sklearn_s=t_sk, scipy_s=t_sp,
-            speedup_vs_sklearn=t_sk / t_ours, speedup_vs_scipy=t_sp / t_ours,
-            maxdiff_sklearn=float(np.abs(res.theta - sk.coef_.ravel()).max()),
-            maxdiff_scipy=float(np.abs(res.theta - sp.x).max()),
-            newton_iter=res.n_iter, data_evals=res.n_evals, implied_passes=passes,
-            us_per_sample=1e6 * t_ours / n, compile_s=compile_s))
+    rows = [_one_size(n, d, rng, bw, compile_s) for n in sizes]
     out(format_table(rows, [
         ("n", "n", "{:.0e}"), ("ours_s", "ours s", "{:.3f}"), ("sklearn_s", "sklearn s", "{:.3f}"),
         ("scipy_s", "scipy s", "{:.3f}"), ("speedup_vs_sklearn", "x sklearn", "{:.1f}"),

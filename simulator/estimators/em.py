@@ -261,7 +261,7 @@ class EMMixture(PreferenceEstimator):
 
     def _m_step(self, data, R, state, rng):
         """New parameters given responsibilities R (one-hot for hard); returns state dict."""
-        K, d = int(self.n_groups), data.d
+        K = int(self.n_groups)
         X, y = data.X, data.y
         hard = self.variant == "hard"
         if self.m_step == "separate":

@@ -146,7 +146,7 @@ def _fit_simplex(Z, y, sw, lam, w0, tol, max_iter):
     f, g, H = full(w)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (it is returned)
         v = _simplex_qp(g, H, w, 2000, 1e-14)
         d = v - w
         dec = -float(g @ d)
