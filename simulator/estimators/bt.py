@@ -78,10 +78,11 @@ def _kernels(backend):
 
 
 # Above this many rows a fit without a warm start first solves the problem on every
-# WARM_START_STRIDE-th row (ridge scaled to match, loose tolerance) and starts Newton there. The
-# full-data iterations then begin close to the optimum and converge quadratically in two or three
-# steps: a cold fit costs ~3.5 full passes instead of ~6. The optimum is unchanged: every full
-# iteration, the line search and the stopping test use all rows.
+# WARM_START_STRIDE-th row (ridge scaled to match, loose tolerance) and starts there, with that
+# subsample's Newton matrix rescaled as the first (chord) matrix. The full-data iterations begin
+# within sampling error of the optimum, and the chord steps contract the gradient by about
+# sqrt(d / subsample size) per memory-bound pass. The optimum is unchanged: every full iteration,
+# the line search and the stopping test use all rows.
 WARM_START_ABOVE = 262_144
 WARM_START_STRIDE = 8
 
@@ -97,71 +98,114 @@ class BTFit:
     n_evals: int
     converged: bool
     mu: float = 0.0  # extra ridge that enforces the norm bound (0 when inactive)
+    n_hess: int = 0  # data passes that also computed the Hessian (the compute-bound ones)
 
 
-def _newton(X, y, w, lam, theta, tol, max_iter, backend):
-    """Damped Newton with Armijo backtracking on f + lam/2 ||theta||^2.
+# A Newton matrix is kept (a chord step) while the last step shrank the gradient norm by at least
+# this factor; a slower step triggers a fresh Hessian at the next point. Chord steps cost one
+# memory-bound pass (f and g), a fresh Hessian a compute-bound one (about twice as long).
+REFRESH_RATIO = 0.05
+
+
+def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
+    """Damped Newton with a lazily refreshed Hessian and Armijo backtracking on
+    f + lam/2 ||theta||^2.
 
     Converged when ``||grad|| <= tol * sum(w)``: the gradient of the *mean* objective is below
-    ``tol``, which makes ``tol`` independent of the sample size.
+    ``tol``, which makes ``tol`` independent of the sample size. The gradient, the objective and
+    the stopping test are always exact, so the optimum does not depend on which Hessian was used;
+    a stale Hessian only changes the path (linear instead of quadratic convergence, at a rate
+    bounded by :data:`REFRESH_RATIO` before a refresh).
+
+    Returns theta, f, ||g||, iterations, data passes, converged, separable, H, Hessian passes.
     """
-    lgh, _, loss_only = _kernels(backend)
+    lgh, lg, loss_only = _kernels(backend)
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
     eye = np.eye(theta.size)
 
-    def full(th):
+    def fused(th):
         f, g, H = lgh(th, X, y, w)
         return f + 0.5 * lam * th @ th, g + lam * th, H + lam * eye
 
-    f, g, H = full(theta)
+    def fg(th):
+        f, g = lg(th, X, y, w)
+        return f + 0.5 * lam * th @ th, g + lam * th
+
+    if H_init is None:
+        f, g, H = fused(theta)
+        n_hess, fresh = 1, True
+    else:
+        (f, g), H = fg(theta), H_init
+        n_hess, fresh = 0, False
     n_evals = 1
-    converged = False
+    converged = separable = False
+    ratio = 1.0  # gradient-norm reduction of the last step
+    factor = None
     it = 0
-    separable = False
     for it in range(1, max_iter + 1):
         gnorm = float(np.linalg.norm(g))
         if gnorm <= tol * scale:
             converged = True
             it -= 1
             break
-        try:
-            step = -cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
-        except np.linalg.LinAlgError:
-            # Singular Hessian: only possible when lam == 0 and curvature vanished (separable).
-            separable = True
-            break
+        if factor is None:
+            try:
+                factor = cho_factor(H, check_finite=False)
+            except np.linalg.LinAlgError:
+                # Singular Hessian: only when lam == 0 and curvature vanished (separable).
+                separable = True
+                break
+        step = -cho_solve(factor, g, check_finite=False)
         slope = float(g @ step)
         if not np.isfinite(slope) or slope >= 0:
             separable = True
             break
+        want_fresh = ratio > REFRESH_RATIO
         t = 1.0
         while True:
             th_new = theta + t * step
             if t == 1.0:
-                f_new, g_new, H_new = full(th_new)
-                n_evals += 1
+                if want_fresh:
+                    f_new, g_new, H_new = fused(th_new)
+                    n_hess += 1
+                else:
+                    (f_new, g_new), H_new = fg(th_new), None
             else:
                 f_new = loss_only(th_new, X, y, w) + 0.5 * lam * th_new @ th_new
-                n_evals += 1
+            n_evals += 1
             # Armijo; the relative slack absorbs round-off once the decrease is below machine
             # precision (then the step is accepted and the gradient test decides).
             if f_new <= f + 1e-4 * t * slope + 1e-13 * abs(f):
                 break
+            if not fresh:
+                break  # a stale matrix gave a poor step: refresh it here rather than backtrack
             t *= 0.5
             if t < 1e-12:
                 break
         if t < 1e-12:
             break
-        if t != 1.0:
-            f_new, g_new, H_new = full(th_new)
+        if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):  # rejected chord step
+            f, g, H = fused(theta)
             n_evals += 1
-        theta, f, g, H = th_new, f_new, g_new, H_new
+            n_hess += 1
+            fresh, factor, ratio = True, None, 1.0
+            continue
+        if t != 1.0:
+            f_new, g_new, H_new = fused(th_new)
+            n_evals += 1
+            n_hess += 1
+        ratio = float(np.linalg.norm(g_new)) / gnorm
+        theta, f, g = th_new, f_new, g_new
+        if H_new is not None:
+            H, fresh, factor = H_new, True, None
+        else:
+            fresh = False
         if lam == 0 and np.linalg.norm(theta) > 1e8:
             separable = True
             break
     else:
         converged = float(np.linalg.norm(g)) <= tol * scale
-    return theta, f, float(np.linalg.norm(g)), it, n_evals, converged, separable
+    return theta, f, float(np.linalg.norm(g)), it, n_evals, converged, separable, H, n_hess
 
 
 def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
@@ -217,18 +261,20 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
         return _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device)
     if device != "cpu":
         raise ValueError(f"device {device!r} needs backend='torch'; backend {backend!r} runs on cpu")
-    n_warm = 0
+    n_warm, H_init = 0, None
     if theta_init is None and n > WARM_START_ABOVE:
         sl = slice(None, None, WARM_START_STRIDE)
+        Xs, ys = np.ascontiguousarray(X[sl]), np.ascontiguousarray(y[sl])
         ws = None if w is None else np.ascontiguousarray(w[sl])
-        frac = (np.ascontiguousarray(X[sl]).shape[0] / n) if w is None else (
+        frac = Xs.shape[0] / n if w is None else (
             float(np.sum(ws)) / max(float(np.sum(w)), 1e-300))
-        theta, *_rest = _newton(np.ascontiguousarray(X[sl]), np.ascontiguousarray(y[sl]), ws,
-                                lam * frac, theta, 1e-6, max_iter, backend)
-        n_warm = 1  # about WARM_START_STRIDE^-1 of a pass per iteration; counted as one pass
-        if not np.all(np.isfinite(theta)):
-            theta = np.zeros(d)
-    theta, f, gn, it, ne, conv, sep = _newton(X, y, w, lam, theta, tol, max_iter, backend)
+        th_s, *_r, H_s, _nh = _newton(Xs, ys, ws, lam * frac, theta, 1e-6, max_iter, backend)
+        n_warm = 1  # about 1/WARM_START_STRIDE of a pass per iteration; counted as one pass
+        if np.all(np.isfinite(th_s)) and frac > 0:
+            # The subsample's Newton matrix, rescaled to the full data, starts the chord steps.
+            theta, H_init = th_s, (H_s - lam * frac * np.eye(d)) / frac + lam * np.eye(d)
+    theta, f, gn, it, ne, conv, sep, _H, n_hess = _newton(X, y, w, lam, theta, tol, max_iter,
+                                                          backend, H_init)
     ne += n_warm
     if lam == 0 and not sep:
         # If the estimate ranks every (positively weighted) comparison correctly, scaling it up
@@ -242,7 +288,7 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
             "the unpenalised BT MLE does not exist or was not reached: the data look separable "
             "(the likelihood keeps increasing along a direction). Use lam > 0 or a norm_bound.",
             MLENotExistWarning, stacklevel=2)
-    fit = BTFit(theta, f, gn, it, ne, conv and not sep)
+    fit = BTFit(theta, f, gn, it, ne, conv and not sep, n_hess=n_hess)
     if norm_bound is None or np.linalg.norm(theta) <= norm_bound:
         if norm_bound is not None and not norm_bound > 0:
             raise ValueError(f"norm_bound must be > 0; got {norm_bound}")
@@ -273,7 +319,7 @@ def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):
 
     def solve(mu, th0):
         nonlocal total_iter, total_evals
-        th, f, gn, it, ne, conv, _ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend)
+        th, f, gn, it, ne, conv, *_ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend)
         total_iter += it
         total_evals += ne
         return th, f, gn, conv

@@ -110,25 +110,29 @@ def _loss_grad_hess_serial(theta, X, y, w, has_w):
 
 @njit(parallel=True, cache=True)
 def _loss_grad(theta, X, y, w, has_w, nblocks):
+    # Chunked like _loss_grad_hess: z and g through BLAS matrix-vector products on a chunk that
+    # is still in cache, so X is streamed from memory once.
     n, d = X.shape
     f_parts = np.zeros(nblocks)
     g_parts = np.zeros((nblocks, d))
     for b in prange(nblocks):
         start = (b * n) // nblocks
         end = ((b + 1) * n) // nblocks
+        gc = np.empty(CHUNK)
         fb = 0.0
         gb = np.zeros(d)
-        for r in range(start, end):
-            z = 0.0
-            for j in range(d):
-                z += X[r, j] * theta[j]
-            s = 2.0 * y[r] - 1.0
-            t = s * z
-            wi = w[r] if has_w else 1.0
-            fb += wi * _softplus_neg(t)
-            gc = -wi * s * (1.0 - _sigmoid(t))
-            for j in range(d):
-                gb[j] += gc * X[r, j]
+        for c0 in range(start, end, CHUNK):
+            c1 = min(c0 + CHUNK, end)
+            m = c1 - c0
+            Xc = X[c0:c1]
+            z = Xc @ theta
+            for i in range(m):
+                s = 2.0 * y[c0 + i] - 1.0
+                t = s * z[i]
+                wi = w[c0 + i] if has_w else 1.0
+                fb += wi * _softplus_neg(t)
+                gc[i] = -wi * s * (1.0 - _sigmoid(t))
+            gb += gc[:m] @ Xc
         f_parts[b] = fb
         g_parts[b] = gb
     return f_parts.sum(), g_parts.sum(axis=0)
@@ -194,7 +198,8 @@ def loss_grad(theta, X, y, w=None):
     if X.shape[0] < SERIAL_BELOW:
         f, g, _ = _loss_grad_hess_serial(theta, X, y, w if has_w else _EMPTY, has_w)
         return f, g
-    return _loss_grad(theta, X, y, w if has_w else _EMPTY, has_w, _blocks(X.shape[0]))
+    with _one_blas_thread():
+        return _loss_grad(theta, X, y, w if has_w else _EMPTY, has_w, _blocks(X.shape[0]))
 
 
 def loss(theta, X, y, w=None):

@@ -145,3 +145,12 @@ def test_warm_start_from_a_subsample_reaches_the_same_optimum():
     assert warm.converged and cold.converged
     np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-8, atol=1e-12)
     assert warm.n_iter < cold.n_iter  # the point of it: fewer full-data Newton steps
+
+
+@pytest.mark.parametrize("n", [300, bt_numba.SERIAL_BELOW + 777])
+def test_loss_grad_kernel_equals_numpy_reference(n):
+    X, y, w, th = _problem(n, 7, 9, weights=True)
+    f, g = bt_numba.loss_grad(th, X, y, w)
+    f2, g2, _ = bt_objective(th, X, y, 0.0, w)
+    assert abs(f - f2) <= 1e-10 * abs(f2)
+    np.testing.assert_allclose(g, g2, rtol=1e-9, atol=1e-9)
