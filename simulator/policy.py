@@ -1,7 +1,7 @@
 r"""KL-regularised policies on a finite-arm environment: Gibbs (single reward), exact MaxMin,
 MaxMin-RLHF's Algorithm 1, the pointwise-min objective, utilitarian and pessimistic (LCB) policies.
 
-Sources: MaxMin-RLHF, Chakraborty et al., arXiv 2402.08925 (notes: /work/shared/research/maxmin.md,
+Sources: MaxMin-RLHF, Chakraborty et al., arXiv 2402.08925 (notes: shared/research/maxmin.md,
 cited "MM §k"); SharedRep-RLHF notes (sharedrep.md §2.4); Zhu, Jordan & Jiao, "Principled
 Reinforcement Learning with Human Feedback from Pairwise or K-wise Comparisons", ICML 2023.
 Items marked [D] are derived here (not stated in the papers).
