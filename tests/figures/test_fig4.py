@@ -1,28 +1,10 @@
 """Figure 4 (single-reward impossibility) at the tiny size: cell + analyse, files and claims."""
 
-import itertools
-
 import numpy as np
 import pandas as pd
 
 import theory
 from figures import fig4_impossibility as fig4
-from simulator.seeding import derive_seed_sequence
-
-
-def _run_grid(mod, size):
-    sp = mod.spec(size)
-    ignore = set(sp.get("seed_ignore", ()))
-    keys = list(sp["axes"])
-    rows = []
-    for vals in itertools.product(*sp["axes"].values()):
-        p = dict(sp.get("params", {}))
-        p.update(zip(keys, vals))
-        key = tuple(sorted((k, v) for k, v in p.items() if k not in ignore))
-        for r in range(sp["replicates"]):
-            out = mod.cell(p, derive_seed_sequence(sp["seed"], key, r))
-            rows.append({**p, "replicate": r, **out})
-    return pd.DataFrame(rows)
 
 
 def test_spec_protocol():
@@ -34,8 +16,8 @@ def test_spec_protocol():
         assert set(sp["seed_ignore"]) <= set(sp["axes"])
 
 
-def test_fig4_tiny_writes_files_and_claims(tmp_path):
-    df = _run_grid(fig4, "tiny")
+def test_fig4_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
+    df = tiny_sweep(fig4)
     sp = fig4.spec("tiny")
     assert np.isfinite(df.select_dtypes("number").to_numpy()).all()
     assert df["converged"].all()
