@@ -108,18 +108,27 @@ def _weighted_gram(torch, X, h, buf):
     return G
 
 
-def _newton_lockstep(torch, fgh, fonly, theta, scale, tol, max_iter, slack, active):
-    """Damped Newton with Armijo backtracking, lock-step over the batch (as in torch_bt)."""
+def _newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack, active):
+    """Damped Newton with Armijo backtracking, lock-step over the batch (as in torch_bt), with
+    the lazily refreshed Hessian of :func:`simulator.estimators.bt._newton`: the Newton matrix
+    is kept (a chord step) while every active problem's last step shrank its gradient norm by
+    :data:`~simulator.estimators.bt.REFRESH_RATIO` or better; a stale matrix whose step fails
+    the Armijo test is refreshed rather than backtracked. Gradients and the stopping test are
+    always exact."""
+    from ..estimators.bt import REFRESH_RATIO
+
     active = active.clone()
-    f, g, H = fgh(theta)
+    f, g = fg(theta)
+    H, fresh, L = hess(theta), True, None
     n_iter = torch.zeros(theta.shape[0], dtype=torch.int64, device=theta.device)
-    for _ in range(int(max_iter) + 1):
+    for _ in range(2 * int(max_iter) + 1):
         gnorm = g.norm(dim=1)
         active &= ~(gnorm <= tol * scale)
         if not bool(active.any()) or int(n_iter.max()) >= max_iter:
             break
-        L, info = torch.linalg.cholesky_ex(H)
-        active &= info == 0
+        if L is None:
+            L, info = torch.linalg.cholesky_ex(H)
+            active &= info == 0
         step = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
         step = torch.where(active[:, None], step, torch.zeros_like(step))
         slope = (g * step).sum(1)
@@ -132,13 +141,22 @@ def _newton_lockstep(torch, fgh, fonly, theta, scale, tol, max_iter, slack, acti
             ok = pending & (fc <= f + 1e-4 * lr * slope + slack * f.abs())
             new_theta = torch.where(ok[:, None], cand, new_theta)
             pending &= ~ok
-            if not bool(pending.any()):
+            if not bool(pending.any()) or not fresh:
                 break
             lr = torch.where(pending, lr * 0.5, lr)
+        if bool(pending.any()) and not fresh:
+            H, fresh, L = hess(theta), True, None  # retry this iteration with a fresh matrix
+            continue
         active &= ~pending
         n_iter += active.to(torch.int64)
         theta = new_theta
-        f, g, H = fgh(theta)
+        f, g = fg(theta)
+        if bool(active.any()):
+            ratio = (g.norm(dim=1) / gnorm.clamp_min(1e-300))[active].max()
+            if float(ratio) > REFRESH_RATIO:
+                H, fresh, L = hess(theta), True, None
+            else:
+                fresh = False
     return theta
 
 
@@ -240,21 +258,23 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
             return (c * torch.nn.functional.softplus(-t)).sum((1, 2)) \
                 + 0.5 * lam_fit * (theta * theta).sum(1)
 
-        def fgh(theta):
+        def fg(theta):
             t = margins(theta)
             f = (c * torch.nn.functional.softplus(-t)).sum((1, 2)) \
                 + 0.5 * lam_fit * (theta * theta).sum(1)
             p = torch.sigmoid(t)
             r = torch.einsum("sum,sumd->sud", -c * sgn * (1.0 - p), X)
             gB = torch.einsum("sud,sku->sdk", r, W)
-            g = gB.transpose(1, 2).reshape(S, k * d) + lam_fit * theta
-            h = c * p * (1.0 - p)
-            G = _weighted_gram(torch, X, h, buf)  # (S, U, d, d)
+            return f, gB.transpose(1, 2).reshape(S, k * d) + lam_fit * theta
+
+        def hess(theta):
+            p = torch.sigmoid(margins(theta))
+            G = _weighted_gram(torch, X, c * p * (1.0 - p), buf)  # (S, U, d, d)
             H = torch.einsum("sau,sbu,sujl->sajbl", W, W, G).reshape(S, k * d, k * d)
-            return f, g, H + lam_fit * eye
+            return H + lam_fit * eye
 
         theta0 = B.transpose(1, 2).reshape(S, k * d)
-        theta = _newton_lockstep(torch, fgh, fonly, theta0, scale_B, inner_tol, 100, slack,
+        theta = _newton_lockstep(torch, fg, hess, fonly, theta0, scale_B, inner_tol, 100, slack,
                                  active)
         return unvec(theta).contiguous()
 
