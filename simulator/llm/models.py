@@ -28,11 +28,19 @@ def cache_root() -> pathlib.Path:
 
 
 def resolve_device(device: str = "auto"):
-    """``torch.device`` for ``auto`` / ``cpu`` / ``cuda``."""
+    """``torch.device`` for ``auto`` / ``cpu`` / ``cuda``.
+
+    On CUDA the process's own GPU is used (``cuda:LOCAL_RANK`` under ``accelerate launch``, so
+    that each rank loads its models onto its device rather than all onto GPU 0).
+    """
+    import os
+
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(device)
 
 

@@ -14,6 +14,13 @@ follows TRL's PPOv2 recipe that the SharedRep IMDb runs used:
    mini-batches.
 
 All hyperparameters are in :class:`PPOConfig`.  Sampling draws from a seeded torch RNG.
+
+Data parallel through Hugging Face ``accelerate`` (``accelerate launch --num_processes N ...``):
+every process rolls out and scores its own ``batch_size / N`` prompts of the global batch with
+its own sampling stream, whitening uses statistics over all processes' tokens, DDP averages the
+gradients of each ``mini_batch_size / N`` local mini-batch, and logged statistics are averaged
+over processes.  Without a launcher the :class:`~accelerate.Accelerator` is single-process and
+the algorithm is exactly the one above.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ class PPOConfig:
     total_episodes : int
         Number of prompts consumed (50,000 in the paper).
     batch_size : int
-        Rollouts per PPO iteration.
+        Rollouts per PPO iteration, over all processes (each process rolls out
+        ``batch_size / num_processes``).
     mini_batch_size : int
-        Rollouts per gradient step (divides ``batch_size``).
+        Rollouts per gradient step, over all processes (divides ``batch_size``; each process
+        contributes ``mini_batch_size / num_processes``).
     ppo_epochs : int
         Passes over each batch (3 in the paper).
     learning_rate : float
@@ -122,9 +131,17 @@ def masked_mean(x, mask):
     return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
-def masked_whiten(x, mask, shift_mean=True):
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def masked_whiten(x, mask, shift_mean=True, accelerator=None):
+    """Whiten the masked entries of ``x``; with an ``accelerator``, mean and variance are over
+    the masked entries of every process (sums and counts all-reduced)."""
+    def mean_of(v):
+        if accelerator is None:
+            return masked_mean(v, mask)
+        total = accelerator.reduce(torch.stack([(v * mask).sum(), mask.sum()]), "sum")
+        return total[0] / total[1].clamp_min(1)
+
+    mean = mean_of(x)
+    var = mean_of((x - mean) ** 2)
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     return out if shift_mean else out + mean
 
@@ -153,12 +170,14 @@ def _lr_factor(schedule, step, total):
 
 
 @torch.no_grad()
-def rollout(model, tokenizer, prompts, cfg, seed, step):
-    """Sample one response per prompt.  Returns sequences, context length, attention mask,
-    response mask, has-EOS flags and the decoded responses."""
+def rollout(model, tokenizer, prompts, cfg, seed, step, rank=0):
+    """Sample one response per prompt with the (unwrapped) ``model``.  Process ``rank`` draws
+    from its own stream.  Returns sequences, context length, attention mask, response mask,
+    has-EOS flags and the decoded responses."""
     dev = next(model.parameters()).device
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True).to(dev)
-    with seeded_torch(seed, f"ppo-rollout-{step}"):
+    stream = f"ppo-rollout-{step}" + (f"-rank{rank}" if rank else "")
+    with seeded_torch(seed, stream):
         seq = model.lm.generate(**enc, do_sample=True, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 pad_token_id=tokenizer.pad_token_id)
@@ -171,11 +190,20 @@ def rollout(model, tokenizer, prompts, cfg, seed, step):
 
 
 def ppo_step(model, ref_lm, tokenizer, optimizer, prompts, reward_fn, cfg: PPOConfig,
-             step: int = 0, rows=None) -> dict:
-    """One PPO iteration on a batch of prompts.  Returns logging statistics."""
+             step: int = 0, rows=None, accelerator=None) -> dict:
+    """One PPO iteration on this process's share of the batch of prompts.
+
+    ``model`` and ``optimizer`` are the ones returned by ``accelerator.prepare``; without an
+    ``accelerator`` a single-process one is made.  Returns logging statistics (averaged over
+    processes).
+    """
+    if accelerator is None:
+        accelerator = _default_accelerator(model)
     dev = next(model.parameters()).device
+    policy = accelerator.unwrap_model(model)  # plain module for generation and no-grad passes
     # 1. roll out
-    seq, ctx, attn, rmask, has_eos, texts = rollout(model, tokenizer, prompts, cfg, cfg.seed, step)
+    seq, ctx, attn, rmask, has_eos, texts = rollout(policy, tokenizer, prompts, cfg, cfg.seed,
+                                                    step, rank=accelerator.process_index)
     maskf = rmask.float()
     # 2. score
     scores = torch.as_tensor(np.asarray(reward_fn(list(prompts), texts, rows), float),
@@ -183,7 +211,7 @@ def ppo_step(model, ref_lm, tokenizer, optimizer, prompts, reward_fn, cfg: PPOCo
     scores = scores - cfg.missing_eos_penalty * (~has_eos).float()
     # 3. per-token rewards with the KL penalty
     with torch.no_grad():
-        logits, values = model(seq, attn)
+        logits, values = policy(seq, attn)
         old_logp = response_logprobs(logits, seq, ctx, cfg.temperature)
         values = values[:, ctx - 1:-1].float()
         pos = (attn.long().cumsum(-1) - 1).clamp_min(0)
@@ -193,17 +221,19 @@ def ppo_step(model, ref_lm, tokenizer, optimizer, prompts, reward_fn, cfg: PPOCo
     rewards = -cfg.kl_coef * kl
     last = rmask.sum(1) - 1
     rewards[torch.arange(len(last)), last] += scores
-    # 4. advantages
+    # 4. advantages (whitening statistics over every process's tokens)
     if cfg.whiten_rewards:
-        rewards = masked_whiten(rewards, maskf, shift_mean=False) * maskf
+        rewards = masked_whiten(rewards, maskf, shift_mean=False, accelerator=accelerator) * maskf
     adv, returns = compute_gae(rewards, values, maskf, cfg.gamma, cfg.lam)
-    adv = masked_whiten(adv, maskf) * maskf
-    # 5. clipped policy and value updates
+    adv = masked_whiten(adv, maskf, accelerator=accelerator) * maskf
+    # 5. clipped policy and value updates; each process takes its share of every mini-batch
+    #    and DDP averages the gradients
     gen = torch_generator(cfg.seed, f"ppo-minibatch-{step}")
     stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": []}
     n = seq.shape[0]
+    local_mini_batch = cfg.mini_batch_size // accelerator.num_processes
     for _ in range(cfg.ppo_epochs):
-        for idx in torch.randperm(n, generator=gen).split(cfg.mini_batch_size):
+        for idx in torch.randperm(n, generator=gen).split(local_mini_batch):
             idx = idx.to(dev)
             m = maskf[idx]
             new_logits, new_values = model(seq[idx], attn[idx])
@@ -219,8 +249,8 @@ def ppo_step(model, ref_lm, tokenizer, optimizer, prompts, reward_fn, cfg: PPOCo
             pg_loss = masked_mean(pg, m)
             loss = pg_loss + cfg.vf_coef * vf_loss
             optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
                 stats["pg_loss"].append(float(pg_loss))
@@ -229,15 +259,37 @@ def ppo_step(model, ref_lm, tokenizer, optimizer, prompts, reward_fn, cfg: PPOCo
                     ((ratio - 1).abs() > cfg.cliprange).float(), m)))
                 stats["approx_kl"].append(float(masked_mean(0.5 * (new_logp - old_logp[idx]) ** 2,
                                                             m)))
-    out = {k: float(np.mean(v)) for k, v in stats.items()}
-    out.update(step=step, score_mean=float(scores.mean()), kl_mean=float(kl.sum(1).mean()),
-               eos_rate=float(has_eos.float().mean()),
-               response_length=float(rmask.sum(1).float().mean()))
-    return out
+    # every process has the same number of rollouts and mini-batches: mean of means = global mean
+    local = {k: float(np.mean(v)) for k, v in stats.items()}
+    local.update(score_mean=float(scores.mean()), kl_mean=float(kl.sum(1).mean()),
+                 eos_rate=float(has_eos.float().mean()),
+                 response_length=float(rmask.sum(1).float().mean()))
+    if accelerator.num_processes == 1:
+        return {**local, "step": step}
+    means = accelerator.reduce(torch.tensor(list(local.values()), dtype=torch.float64,
+                                            device=dev), "mean")
+    return {**dict(zip(local, means.tolist())), "step": step}
 
 
-def train_ppo(lm, tokenizer, prompts, reward_fn, cfg: PPOConfig, ref_lm=None, log=print):
+def _default_accelerator(model):
+    """``Accelerator()``: single-process unless started by ``accelerate launch``.  A model on
+    the CPU keeps the run on the CPU (unless the process already committed to an accelerator)."""
+    from accelerate import Accelerator
+
+    if next(model.parameters()).device.type == "cpu":
+        try:
+            return Accelerator(cpu=True)
+        except ValueError:  # AcceleratorState already initialised on a GPU in this process
+            pass
+    return Accelerator()
+
+
+def train_ppo(lm, tokenizer, prompts, reward_fn, cfg: PPOConfig, ref_lm=None, log=print,
+              accelerator=None):
     """Run PPO for ``cfg.total_episodes`` prompts (cycled in a seeded order).
+
+    Data parallel under ``accelerate launch``: every process calls this with the same arguments;
+    each iteration's global batch of ``cfg.batch_size`` prompts is split between the processes.
 
     Parameters
     ----------
@@ -251,34 +303,52 @@ def train_ppo(lm, tokenizer, prompts, reward_fn, cfg: PPOConfig, ref_lm=None, lo
     ref_lm : PreTrainedModel, optional
         Frozen reference policy; a copy of ``lm`` if not given.
     log : callable
-        Receives one line per iteration.
+        Receives one line per iteration (main process only).
+    accelerator : accelerate.Accelerator, optional
+        Made here if not given (single-process unless launched with ``accelerate launch``).
 
     Returns
     -------
     model : PolicyWithValue
+        Unwrapped (identical on every process).
     history : list of dict
+        Statistics averaged over processes (identical on every process).
     """
     import copy
 
     if cfg.batch_size % cfg.mini_batch_size:
         raise ValueError(f"bad config value rl.ppo.mini_batch_size={cfg.mini_batch_size}; "
                          f"allowed: a divisor of batch_size={cfg.batch_size}")
+    if accelerator is None:
+        accelerator = _default_accelerator(lm)
+    n_proc, rank = accelerator.num_processes, accelerator.process_index
+    for key in ("batch_size", "mini_batch_size"):
+        if getattr(cfg, key) % n_proc:
+            raise ValueError(f"bad config value rl.ppo.{key}={getattr(cfg, key)}; allowed: a "
+                             f"multiple of the number of processes ({n_proc}); it is global")
+    lm.to(accelerator.device)
     if ref_lm is None:
         ref_lm = copy.deepcopy(lm)
-    ref_lm.eval().requires_grad_(False)
+    ref_lm.to(accelerator.device).eval().requires_grad_(False)
     lm.eval()
     model = PolicyWithValue(lm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    model, optimizer = accelerator.prepare(model, optimizer)
     n_iters = max(1, cfg.total_episodes // cfg.batch_size)
     order = rng(cfg.seed, "ppo-prompt-order").permutation(
         np.resize(np.arange(len(prompts)), n_iters * cfg.batch_size))
+    per_proc = cfg.batch_size // n_proc
     history = []
     for it in range(n_iters):
         batch = [prompts[i] for i in order[it * cfg.batch_size:(it + 1) * cfg.batch_size]]
+        shard = batch[rank * per_proc:(rank + 1) * per_proc]  # this process's share
         for g in optimizer.param_groups:  # schedule stepped once per PPO iteration
             g["lr"] = cfg.learning_rate * _lr_factor(cfg.lr_schedule, it, n_iters)
-        stats = ppo_step(model, ref_lm, tokenizer, optimizer, batch, reward_fn, cfg, step=it)
+        stats = ppo_step(model, ref_lm, tokenizer, optimizer, shard, reward_fn, cfg, step=it,
+                         accelerator=accelerator)
         history.append(stats)
-        log(f"ppo iter {it + 1}/{n_iters} score {stats['score_mean']:+.3f} "
-            f"kl {stats['kl_mean']:.3f} pg {stats['pg_loss']:+.4f} vf {stats['vf_loss']:.4f}")
-    return model, history
+        if accelerator.is_main_process:
+            log(f"ppo iter {it + 1}/{n_iters} score {stats['score_mean']:+.3f} "
+                f"kl {stats['kl_mean']:.3f} pg {stats['pg_loss']:+.4f} "
+                f"vf {stats['vf_loss']:.4f}")
+    return accelerator.unwrap_model(model), history

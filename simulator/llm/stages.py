@@ -227,6 +227,8 @@ def _policy_runs(cfg):
 
 def stage_rl(cfg) -> pathlib.Path:
     """PPO (compact, in-project) or GRPO (TRL) for every method, p and seed."""
+    from accelerate import PartialState
+
     from .models import load_policy
     from .ppo import PPOConfig, train_ppo
     from .traits import TraitPanel
@@ -237,6 +239,7 @@ def stage_rl(cfg) -> pathlib.Path:
     prompts = [r["prompt"] for r in prompt_rows]
     panel = TraitPanel(cfg.traits, read_json(out / "trait_stats.json"), cfg.run.device)
     summary = []
+    state = PartialState()  # single process unless started by `accelerate launch`
     for method, p, seed, name in _policy_runs(cfg):
         folder = out / "policies" / name
         reward_fn = _reward_function(cfg, method, p, seed, panel)
@@ -248,18 +251,26 @@ def stage_rl(cfg) -> pathlib.Path:
             s = cfg.rl.ppo
             pcfg = PPOConfig(**{k: getattr(s, k) for k in s.__dataclass_fields__}, seed=seed)
             model, history = train_ppo(lm, tok, prompts, reward_fn, pcfg, log=_say)
-            model.lm.save_pretrained(folder)
+            trained = model.lm
         else:
             from .grpo import train_grpo
 
             trainer = train_grpo(lm, tok, prompts, reward_fn, cfg.rl.grpo, str(folder / "trl"),
                                  seed, rows=prompt_rows)
-            trainer.model.save_pretrained(folder)
+            trained = trainer.model
             history = trainer.state.log_history
-        tok.save_pretrained(folder)
-        write_json(folder / "history.json", {"history": history, "reward_log": reward_fn.log})
+        # Under `accelerate launch` every process reaches this point: one writes, all wait.
+        if state.is_main_process:
+            trained.save_pretrained(folder)
+            tok.save_pretrained(folder)
+            write_json(folder / "history.json", {"history": history, "reward_log": reward_fn.log})
+        state.wait_for_everyone()
         summary.append({"policy": name, "seconds": round(time.time() - t0, 1)})
-    return write_json(out / "policies" / "summary.json", summary)
+    path = out / "policies" / "summary.json"
+    if state.is_main_process:
+        write_json(path, summary)
+    state.wait_for_everyone()
+    return path
 
 
 # --------------------------------------------------------------------------- 6. evaluate
