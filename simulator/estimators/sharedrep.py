@@ -372,14 +372,23 @@ class SharedRep(PreferenceEstimator):
 
     # ------------------------------------------------------------------ altmin
     def _spectral_init(self, X, y, idx, rng):
-        d, k = X.shape[1], int(self.k)
-        S = X * (2.0 * y - 1.0)[:, None]
+        n, d, k = X.shape[0], X.shape[1], int(self.k)
+        # Signed means of the two halves of every group's rows, as one (2U x n) @ (n x d) product
+        # (no copy of X): half 2u holds rows[:h] of group u, half 2u + 1 the rest.
+        U = len(idx)
+        A = np.zeros((2 * U, n))
+        sgn = 2.0 * y - 1.0
+        for u, rows in enumerate(idx):
+            if rows.size >= 2:
+                h = rows.size // 2
+                A[2 * u, rows[:h]] = sgn[rows[:h]] / h
+                A[2 * u + 1, rows[h:]] = sgn[rows[h:]] / (rows.size - h)
+        means = A @ X
         M = np.zeros((d, d))
-        for rows in idx:
+        for u, rows in enumerate(idx):
             if rows.size < 2:
                 continue
-            h = rows.size // 2
-            m1, m2 = S[rows[:h]].mean(axis=0), S[rows[h:]].mean(axis=0)
+            m1, m2 = means[2 * u], means[2 * u + 1]
             M += rows.size * 0.5 * (np.outer(m1, m2) + np.outer(m2, m1))
         evals, evecs = np.linalg.eigh(M)
         B0 = evecs[:, np.argsort(-evals)[:k]]
