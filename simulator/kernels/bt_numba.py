@@ -32,11 +32,12 @@ def _softplus_neg(t):
 
 
 @njit(cache=True, inline="always")
-def _sigmoid(t):
-    if t >= 0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)
+def _softplus_neg_and_sigmoid(t):
+    # softplus(-t) and sigma(t) from one exp(-|t|): the per-row cost of a pass is these calls.
+    e = math.exp(-abs(t))
+    sp = math.log1p(e) + (-t if t < 0 else 0.0)
+    p = 1.0 / (1.0 + e) if t >= 0 else e / (1.0 + e)
+    return sp, p
 
 
 @njit(parallel=True, cache=True)
@@ -62,8 +63,8 @@ def _loss_grad_hess(theta, X, y, w, has_w, nblocks):
                 s = 2.0 * y[c0 + i] - 1.0
                 t = s * z[i]
                 wi = w[c0 + i] if has_w else 1.0
-                fb += wi * _softplus_neg(t)
-                p = _sigmoid(t)
+                sp, p = _softplus_neg_and_sigmoid(t)
+                fb += wi * sp
                 gc[i] = -wi * s * (1.0 - p)
                 hw = math.sqrt(wi * p * (1.0 - p))
                 for j in range(d):
@@ -92,8 +93,8 @@ def _loss_grad_hess_serial(theta, X, y, w, has_w):
         s = 2.0 * y[r] - 1.0
         t = s * z
         wi = w[r] if has_w else 1.0
-        f += wi * _softplus_neg(t)
-        p = _sigmoid(t)
+        sp, p = _softplus_neg_and_sigmoid(t)
+        f += wi * sp
         gc = -wi * s * (1.0 - p)
         hw = wi * p * (1.0 - p)
         for a in range(d):
@@ -130,8 +131,9 @@ def _loss_grad(theta, X, y, w, has_w, nblocks):
                 s = 2.0 * y[c0 + i] - 1.0
                 t = s * z[i]
                 wi = w[c0 + i] if has_w else 1.0
-                fb += wi * _softplus_neg(t)
-                gc[i] = -wi * s * (1.0 - _sigmoid(t))
+                sp, p = _softplus_neg_and_sigmoid(t)
+                fb += wi * sp
+                gc[i] = -wi * s * (1.0 - p)
             gb += gc[:m] @ Xc
         f_parts[b] = fb
         g_parts[b] = gb
