@@ -83,7 +83,7 @@ def _kernels(backend):
 # within sampling error of the optimum, and the chord steps contract the gradient by about
 # sqrt(d / subsample size) per memory-bound pass. The optimum is unchanged: every full iteration,
 # the line search and the stopping test use all rows.
-WARM_START_ABOVE = 262_144
+WARM_START_ABOVE = 50_000
 WARM_START_STRIDE = 8
 # The subsample optimum is within sampling error ~sqrt(d / (n / stride)) of the full one; solving
 # it much more finely than that is wasted work.
