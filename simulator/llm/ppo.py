@@ -33,11 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import PPOSection
 from .seeding import rng, seeded_torch, torch_generator
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(PPOSection):
     """All PPO hyperparameters (defaults: TRL PPOv2 / SharedRep IMDb where they apply).
 
     Attributes
@@ -67,27 +68,12 @@ class PPOConfig:
     max_new_tokens, temperature, top_p, top_k : sampling of the rollouts
         (paper: 53 tokens, T = 0.7).
     seed : int
+
+    The fields other than ``seed`` are those of the config file's ``[rl.ppo]`` table
+    (:class:`simulator.llm.config.PPOSection`, defined there so that reading a config does not
+    import torch).
     """
 
-    total_episodes: int = 64
-    batch_size: int = 8
-    mini_batch_size: int = 4
-    ppo_epochs: int = 2
-    learning_rate: float = 1e-5
-    lr_schedule: str = "cosine"
-    kl_coef: float = 0.05
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    gamma: float = 1.0
-    lam: float = 0.95
-    whiten_rewards: bool = True
-    missing_eos_penalty: float = 1.0
-    max_grad_norm: float = 1.0
-    max_new_tokens: int = 16
-    temperature: float = 0.7
-    top_p: float = 1.0
-    top_k: int = 0
     seed: int = 0
 
 
