@@ -87,6 +87,10 @@ class BatchedAltMin:
     n_sweeps: np.ndarray  # (S,)
 
 
+# Keep the Newton matrix while every problem's gradient norm shrinks at least this much per step.
+# (The numba solver of estimators/bt.py weighs chord steps against a refresh by their cost
+# instead; in lock-step over a batch the slowest problem decides, so this keeps a fixed bar.)
+CHORD_RATIO = 0.05
 GRAM_CHUNK = 2048  # rows per block of the weighted Gram (keeps the scaled copy in cache)
 
 
@@ -112,11 +116,8 @@ def _newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack,
     """Damped Newton with Armijo backtracking, lock-step over the batch (as in torch_bt), with
     the lazily refreshed Hessian of :func:`simulator.estimators.bt._newton`: the Newton matrix
     is kept (a chord step) while every active problem's last step shrank its gradient norm by
-    :data:`~simulator.estimators.bt.REFRESH_RATIO` or better; a stale matrix whose step fails
-    the Armijo test is refreshed rather than backtracked. Gradients and the stopping test are
-    always exact."""
-    from ..estimators.bt import REFRESH_RATIO
-
+    :data:`CHORD_RATIO` or better; a stale matrix whose step fails the Armijo test is refreshed
+    rather than backtracked. Gradients and the stopping test are always exact."""
     active = active.clone()
     f, g = fg(theta)
     H, fresh, L = hess(theta), True, None
@@ -153,7 +154,7 @@ def _newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack,
         f, g = fg(theta)
         if bool(active.any()):
             ratio = (g.norm(dim=1) / gnorm.clamp_min(1e-300))[active].max()
-            if float(ratio) > REFRESH_RATIO:
+            if float(ratio) > CHORD_RATIO:
                 H, fresh, L = hess(theta), True, None
             else:
                 fresh = False

@@ -125,9 +125,16 @@ def test_bad_solver_arguments_raise(kw, match):
         fit_bt(X, y, **kw)
 
 
+def _parallel_rows(d, hessian):
+    """Rows that make bt_numba take its multi-threaded, BLAS-chunked path."""
+    n = int(bt_numba.SERIAL_BELOW / bt_numba._work(1, d, hessian)) + 1234
+    assert bt_numba._work(n, d, hessian) >= bt_numba.SERIAL_BELOW
+    return n
+
+
 @pytest.mark.parametrize("weights", [False, True])
 def test_parallel_kernel_equals_numpy_reference_on_large_n(weights):
-    n = bt_numba.SERIAL_BELOW + 1234  # the multi-threaded, BLAS-chunked path
+    n = _parallel_rows(9, hessian=True)
     X, y, w, th = _problem(n, 9, 7, weights)
     f, g, H = bt_numba.loss_grad_hess(th, X, y, w)
     f2, g2, H2 = bt_objective(th, X, y, 0.0, w)
@@ -136,21 +143,126 @@ def test_parallel_kernel_equals_numpy_reference_on_large_n(weights):
     np.testing.assert_allclose(H, H2, rtol=1e-10)
 
 
-def test_warm_start_from_a_subsample_reaches_the_same_optimum():
-    from simulator.estimators import bt
-
-    X, y, _, _ = _problem(bt.WARM_START_ABOVE + 5000, 4, 8)
-    warm = fit_bt(X, y, lam=0.5)  # cold call: solves a 1/8 subsample first
-    cold = fit_bt(X, y, lam=0.5, theta_init=np.zeros(4))  # a given start disables it
-    assert warm.converged and cold.converged
-    np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-8, atol=1e-12)
-    assert warm.n_iter < cold.n_iter  # the point of it: fewer full-data Newton steps
-
-
-@pytest.mark.parametrize("n", [300, bt_numba.SERIAL_BELOW + 777])
+@pytest.mark.parametrize("n", [300, _parallel_rows(7, hessian=False)])
 def test_loss_grad_kernel_equals_numpy_reference(n):
     X, y, w, th = _problem(n, 7, 9, weights=True)
     f, g = bt_numba.loss_grad(th, X, y, w)
     f2, g2, _ = bt_objective(th, X, y, 0.0, w)
     assert abs(f - f2) <= 1e-10 * abs(f2)
     np.testing.assert_allclose(g, g2, rtol=1e-9, atol=1e-9)
+    assert abs(bt_numba.loss(th, X, y, w) - f2) <= 1e-10 * abs(f2)
+
+
+@pytest.mark.parametrize("n", [500, _parallel_rows(6, hessian=True)])
+def test_float32_newton_matrix_is_the_hessian_to_float32_precision(n):
+    # hess32 forms the chunk products in float32 (24-bit mantissa) and sums them in float64:
+    # relative error a few times 2^-24 ~ 6e-8 per chunk entry; 1e-6 leaves a margin.
+    X, y, w, th = _problem(n, 6, 11, weights=True)
+    f, g, H = bt_numba.loss_grad_hess(th, X, y, w, hess32=True)
+    f2, g2, H2 = bt_objective(th, X, y, 0.0, w)
+    assert abs(f - f2) <= 1e-10 * abs(f2)  # f and g stay float64
+    np.testing.assert_allclose(g, g2, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(H, H2, rtol=1e-6, atol=1e-6 * np.abs(H2).max())
+    np.testing.assert_array_equal(H, H.T)
+
+
+def test_vectorised_exp_and_log1p_are_accurate_to_a_few_ulp():
+    from numba import njit
+
+    # exp(-|z|) over the whole range the kernels meet, both signs of z, and the clamp.
+    z = np.concatenate([np.linspace(-745, 745, 400_001), [0.0, -0.0, 1e-300, 708.0, 1e300]])
+    e, bits = np.empty_like(z), np.empty_like(z)
+    bt_numba._exp_neg_abs(z, e, bits, z.size)
+    ref = np.exp(np.maximum(-np.abs(z), -708.0))
+    assert np.max(np.abs(e - ref) / ref) <= 4 * np.finfo(float).eps
+
+    @njit
+    def log1p_all(u, out):
+        for i in range(u.size):
+            out[i] = bt_numba._log1p_unit(u[i])
+
+    u = np.concatenate([np.linspace(0.0, 1.0, 200_001), np.logspace(-300, 0, 1000)])
+    out = np.empty_like(u)
+    log1p_all(u, out)
+    ref = np.log1p(u)
+    pos = ref > 0
+    assert out[~pos].max() == 0.0
+    assert np.max(np.abs(out[pos] - ref[pos]) / ref[pos]) <= 4 * np.finfo(float).eps
+
+
+def test_bfgs_update_satisfies_the_secant_condition_and_stays_positive_definite():
+    from simulator.estimators.bt import _bfgs_update
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((5, 5))
+    H = A @ A.T + np.eye(5)
+    s = rng.standard_normal(5)
+    Htrue = H + 0.5 * np.eye(5)
+    y = Htrue @ s
+    H1 = _bfgs_update(H, s, y)
+    np.testing.assert_allclose(H1 @ s, y, rtol=1e-12)
+    np.testing.assert_allclose(H1, H1.T, atol=1e-12)
+    assert np.linalg.eigvalsh(H1).min() > 0
+    # no update without positive curvature
+    np.testing.assert_array_equal(_bfgs_update(H, s, -y), H)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_multilevel_warm_start_reaches_the_same_optimum(weights):
+    from simulator.estimators import bt
+
+    d = 4
+    rows = bt.WARM_START_STRIDE * max(bt.WARM_START_MIN_ROWS, bt.WARM_START_ROWS_PER_DIM * d)
+    n = bt.WARM_START_STRIDE * rows + 5000  # two subsample levels: n/8 and n/64
+    assert bt._warm_start_applies(n // bt.WARM_START_STRIDE, d)
+    X, y, w, _ = _problem(n, d, 8, weights)
+    warm = fit_bt(X, y, lam=0.5, sample_weight=w)  # cold call: solves 1/64, then 1/8 first
+    cold = fit_bt(X, y, lam=0.5, sample_weight=w, theta_init=np.zeros(d))  # given start: none
+    assert warm.converged and cold.converged
+    np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-8, atol=1e-12)
+    assert warm.n_hess == 0  # every full-data step used the subsample matrix (BFGS-corrected)
+    assert cold.n_hess >= 1
+
+
+def test_separable_subsample_still_reaches_the_full_data_optimum():
+    from simulator.estimators import MLENotExistWarning, bt
+
+    # d = 3 with n/8 = 1000 rows: the subsample is separable on its own (one clean split), the
+    # full data are not (a few flipped labels). lam = 0: the subsample has no MLE.
+    rng = np.random.default_rng(5)
+    n = bt.WARM_START_STRIDE * bt.WARM_START_MIN_ROWS + 40
+    X = rng.standard_normal((n, 3))
+    y = (X[:, 0] > 0).astype(np.int8)
+    flip = np.arange(1, n, bt.WARM_START_STRIDE)[:30]  # rows outside the stride-8 subsample
+    y[flip] = 1 - y[flip]
+    import warnings
+
+    # The loose subsample solve stops far out along the separating direction; the full-data
+    # Newton iterations (exact gradient, line search) must still find the full optimum.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MLENotExistWarning)
+        warm = fit_bt(X, y, lam=0.0)
+    cold = fit_bt(X, y, lam=0.0, theta_init=np.zeros(3))
+    assert warm.converged and cold.converged
+    np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-7)
+
+
+@pytest.mark.parametrize("hessian", [False, True])
+def test_serial_and_threaded_passes_agree_and_repeat_bit_for_bit(hessian):
+    # Both paths split the rows into the same blocks and sum them in the same order; the
+    # vectorised reductions inside a block may still be compiled differently in the two
+    # contexts, so they agree to round-off (1e-13 relative), not necessarily to the bit. Each
+    # path repeats itself exactly (no dependence on thread timing).
+    n = _parallel_rows(5, hessian)
+    X, y, w, th = _problem(n, 5, 12, weights=True)
+    nb = bt_numba._blocks(n)
+    a = bt_numba._pass_serial(th, X, y, w, True, nb, hessian, False)
+    with bt_numba.one_blas_thread():
+        b = bt_numba._pass_parallel(th, X, y, w, True, nb, hessian, False)
+        b2 = bt_numba._pass_parallel(th, X, y, w, True, nb, hessian, False)
+    assert abs(a[0] - b[0]) <= 1e-13 * abs(a[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-13, atol=1e-13 * np.abs(a[1]).max())
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-13)
+    assert b[0] == b2[0]
+    np.testing.assert_array_equal(b[1], b2[1])
+    np.testing.assert_array_equal(b[2], b2[2])
