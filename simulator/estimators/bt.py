@@ -147,8 +147,9 @@ def _norm(v):
     return math.sqrt(float(v @ v))
 
 
-def _bfgs_update(H, s, y):
-    """BFGS update of the Newton matrix H with the secant pair (s, y) of the last step.
+def bfgs_update(H, s, y):
+    """BFGS update of the Newton matrix H with the secant pair (s, y) of the last step
+    (reference; the solver calls :func:`simulator.kernels.newton_numba.bfgs_update`).
 
     ``y`` is the exact change of the gradient, so the updated matrix agrees with the averaged
     Hessian along ``s``; the chord error left by a stale or subsampled matrix shrinks faster.
@@ -176,6 +177,8 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     and whether H is the Hessian at the returned theta (rather than a stale chord matrix).
     """
     lgh, lg, loss_only = _kernels(backend)
+    from ..kernels.newton_numba import bfgs_update as _bfgs
+
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
     eye = np.eye(theta.size)
 
@@ -254,7 +257,7 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
         if H_new is not None:
             H, fresh = H_new, True
         else:
-            H, fresh = _bfgs_update(H, s_k, y_k), False
+            H, fresh = _bfgs(H, s_k, y_k), False
         if lam == 0 and _norm(theta) > 1e8:
             separable = True
             break

@@ -190,21 +190,24 @@ def test_vectorised_exp_and_log1p_are_accurate_to_a_few_ulp():
     assert np.max(np.abs(out[pos] - ref[pos]) / ref[pos]) <= 4 * np.finfo(float).eps
 
 
-def test_bfgs_update_satisfies_the_secant_condition_and_stays_positive_definite():
-    from simulator.estimators.bt import _bfgs_update
+@given(seed=st.integers(0, 2**31), d=st.integers(1, 12))
+def test_bfgs_update_satisfies_the_secant_condition_and_the_kernel_matches(seed, d):
+    from simulator.estimators.bt import bfgs_update
+    from simulator.kernels.newton_numba import bfgs_update as bfgs_numba
 
-    rng = np.random.default_rng(3)
-    A = rng.standard_normal((5, 5))
-    H = A @ A.T + np.eye(5)
-    s = rng.standard_normal(5)
-    Htrue = H + 0.5 * np.eye(5)
-    y = Htrue @ s
-    H1 = _bfgs_update(H, s, y)
-    np.testing.assert_allclose(H1 @ s, y, rtol=1e-12)
-    np.testing.assert_allclose(H1, H1.T, atol=1e-12)
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((d, d))
+    H = A @ A.T + np.eye(d)
+    s = rng.standard_normal(d)
+    y = (H + 0.5 * np.eye(d)) @ s  # a secant pair with positive curvature
+    H1 = bfgs_update(H, s, y)
+    np.testing.assert_allclose(H1 @ s, y, rtol=1e-9, atol=1e-9 * np.abs(y).max())
+    np.testing.assert_allclose(H1, H1.T, atol=1e-9 * np.abs(H1).max())
     assert np.linalg.eigvalsh(H1).min() > 0
+    np.testing.assert_allclose(bfgs_numba(H, s, y), H1, rtol=1e-12, atol=1e-12 * np.abs(H1).max())
     # no update without positive curvature
-    np.testing.assert_array_equal(_bfgs_update(H, s, -y), H)
+    np.testing.assert_array_equal(bfgs_update(H, s, -y), H)
+    np.testing.assert_array_equal(bfgs_numba(H, s, -y), H)
 
 
 @pytest.mark.parametrize("weights", [False, True])
