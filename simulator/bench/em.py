@@ -11,16 +11,7 @@ import time
 
 import numpy as np
 
-from . import format_table, print_targets, register
-
-
-def _best(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+from . import best_of, format_table, print_targets, register
 
 
 @register("em")
@@ -57,7 +48,7 @@ def run(quick: bool = False, seed: int = 0, out=print, n=None, d: int = 16, k: i
             EMMixture(K, variant=variant, n_restarts=1, max_iter=2, backend=backend).fit(small)
 
     rows = []
-    t_nb, (L_ref, (R_ref, _)) = _best(numba_estep, repeats)
+    t_nb, (L_ref, (R_ref, _)) = best_of(numba_estep, repeats)
     rows.append(dict(what="E-step", method="numba", seconds=t_nb, maxdiff_R=0.0, maxdiff_L=0.0))
     devices = devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     for dev in devices:
@@ -69,7 +60,7 @@ def run(quick: bool = False, seed: int = 0, out=print, n=None, d: int = 16, k: i
                 return L, es.e_step(L, log_pi)
 
             torch_estep()  # warm-up
-            t_t, (L, (R, _)) = _best(torch_estep, repeats)
+            t_t, (L, (R, _)) = best_of(torch_estep, repeats)
             rows.append(dict(what="E-step", method=f"torch {dev} {dtype}", seconds=t_t,
                              maxdiff_R=float(np.abs(R - R_ref).max()),
                              maxdiff_L=float(np.abs(L - L_ref).max() / np.abs(L_ref).max())))

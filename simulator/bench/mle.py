@@ -14,7 +14,7 @@ import numpy as np
 
 from ..estimators.bt import bt_objective, fit_bt
 from ..seeding import as_generator
-from . import format_table, register
+from . import best_of, format_table, register
 
 LAM = 1.0
 
@@ -47,16 +47,16 @@ def _one_size(n, d, rng, bw, compile_s):
     # Best of several: single timings on a shared 2-core machine vary by 30 %; small fits are
     # cheap, so they get more repeats (30 at 1e4 and 1e5, 3 at 1e6).
     reps = int(min(30, max(3, round(3e6 / n))))
-    t_ours, res = _time(lambda: fit_bt(X, y, lam=LAM, tol=1e-10), reps)
+    t_ours, res = best_of(lambda: fit_bt(X, y, lam=LAM, tol=1e-10), reps)
     sk = LogisticRegression(C=1.0 / LAM, fit_intercept=False, solver="lbfgs", tol=1e-10,
                             max_iter=10_000)
-    t_sk, _ = _time(lambda: sk.fit(X, y), reps)
+    t_sk, _ = best_of(lambda: sk.fit(X, y), reps)
 
     def fg(th):
         f, g, _ = bt_objective(th, X, y, LAM)
         return f, g
 
-    t_sp, sp = _time(lambda: minimize(fg, np.zeros(d), jac=True, method="L-BFGS-B",
+    t_sp, sp = best_of(lambda: minimize(fg, np.zeros(d), jac=True, method="L-BFGS-B",
                                       options={"gtol": 1e-10 * n, "ftol": 0, "maxiter": 10_000}),
                      reps)
     passes = t_ours * bw / 2 / X.nbytes  # bw counts read + write; a pass only reads
@@ -69,14 +69,6 @@ def _one_size(n, d, rng, bw, compile_s):
         implied_passes=passes,
         us_per_sample=1e6 * t_ours / n, compile_s=compile_s)
 
-
-def _time(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 @register("mle")
