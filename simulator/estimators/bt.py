@@ -117,29 +117,8 @@ class BTFit:
     n_hess: int = 0  # data passes that also computed the Hessian (the compute-bound ones)
 
 
-# When to refresh the Newton matrix. Between refreshes the matrix is kept (a chord step, the
-# matrix corrected by a BFGS update with the step's secant pair): a chord step costs one
-# memory-bound pass (f and g), a fresh Hessian a compute-bound pass that costs about
-# _hessian_cost(d) chord passes (measured on 2 cores: 1.5x at d = 2, 2.7x at d = 32, 5.6x at
-# d = 256). The matrix is refreshed when the chord passes still needed at the last step's
-# contraction would cost more than a refresh and the one or two passes after it (Newton's
-# quadratic phase), or when the contraction is slower than REFRESH_RATIO whatever the cost.
-REFRESH_RATIO = 0.5
-
-
-def _hessian_cost(d):
-    return 1.0 + 0.4 * math.sqrt(d)
-
-
-def _refresh(ratio, gnorm, target, d):
-    if ratio <= 0.0:
-        return False  # a given (subsample) matrix is trusted for the first step
-    if ratio > REFRESH_RATIO:
-        return True
-    still_needed = math.log(max(gnorm * ratio / target, 1.0)) / -math.log(max(ratio, 1e-300))
-    return still_needed > _hessian_cost(d) + 1.0
-
-
+# The rule for refreshing the Newton matrix and the BFGS update live with the compiled solver
+# (simulator/kernels/newton_numba.py), so that both loops share them.
 _POTRF, _POTRS = get_lapack_funcs(("potrf", "potrs"), (np.zeros((1, 1)),))
 
 
@@ -149,7 +128,7 @@ def _norm(v):
 
 def bfgs_update(H, s, y):
     """BFGS update of the Newton matrix H with the secant pair (s, y) of the last step
-    (reference; the solver calls :func:`simulator.kernels.newton_numba.bfgs_update`).
+    (reference; the solvers call :func:`simulator.kernels.newton_numba.bfgs_update`).
 
     ``y`` is the exact change of the gradient, so the updated matrix agrees with the averaged
     Hessian along ``s``; the chord error left by a stale or subsampled matrix shrinks faster.
@@ -171,13 +150,20 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     ``tol``, which makes ``tol`` independent of the sample size. The gradient, the objective and
     the stopping test are always exact, so the optimum does not depend on which Hessian was used;
     a stale Hessian only changes the path (linear instead of quadratic convergence, for as long
-    as that is cheaper than a fresh Hessian; see :func:`_refresh`).
+    as that is cheaper than a fresh Hessian; see
+    :func:`simulator.kernels.newton_numba.refresh`).
 
     Returns theta, f, ||g||, iterations, data passes, converged, separable, H, Hessian passes
     and whether H is the Hessian at the returned theta (rather than a stale chord matrix).
+
+    This loop is the reference; the numba back-end runs the same algorithm compiled
+    (:func:`simulator.kernels.newton_numba.newton`).
     """
+    if backend == "numba":
+        return _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init)
     lgh, lg, loss_only = _kernels(backend)
     from ..kernels.newton_numba import bfgs_update as _bfgs
+    from ..kernels.newton_numba import refresh as _refresh
 
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
     eye = np.eye(theta.size)
@@ -264,6 +250,19 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     else:
         converged = _norm(g) <= tol * scale
     return theta, f, _norm(g), it, n_evals, converged, separable, H, n_hess, fresh
+
+
+def _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init):
+    from ..kernels import bt_numba, newton_numba
+
+    n, d = X.shape
+    has_w = w is not None
+    th, f, gn, it, ne, conv, sep, H, nh, fresh = newton_numba.newton(
+        X, y, w if has_w else bt_numba._EMPTY, has_w, bt_numba._blocks(n), float(lam),
+        np.array(theta, dtype=np.float64), float(tol), int(max_iter),
+        np.zeros((d, d)) if H_init is None else np.ascontiguousarray(H_init, dtype=np.float64),
+        H_init is not None, bt_numba.threaded(n, d, False), bt_numba.threaded(n, d, True))
+    return th, float(f), float(gn), int(it), int(ne), bool(conv), bool(sep), H, int(nh), bool(fresh)
 
 
 def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,

@@ -301,12 +301,17 @@ def _work(n, d, want_h):
     return n * d * (1.0 + d / 32.0 if want_h else 1.0)
 
 
+def threaded(n, d, want_h):
+    """Whether a pass over n rows of d features runs multi-threaded."""
+    return _work(n, d, want_h) >= SERIAL_BELOW and numba.get_num_threads() > 1
+
+
 def _pass(theta, X, y, w, want_h, hess32):
     has_w = w is not None
     ww = w if has_w else _EMPTY
     n, d = X.shape
     nblocks = _blocks(n)
-    if _work(n, d, want_h) < SERIAL_BELOW or numba.get_num_threads() == 1:
+    if not threaded(n, d, want_h):
         return _pass_serial(theta, X, y, ww, has_w, nblocks, want_h, hess32)
     with one_blas_thread():
         return _pass_parallel(theta, X, y, ww, has_w, nblocks, want_h, hess32)
