@@ -26,6 +26,13 @@ def _bench(args) -> int:
     return 0
 
 
+def _warmup(args) -> int:
+    from .warmup import compile_kernels
+
+    compile_kernels(verbose=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pluralrlhf", description="Simulator for pluralistic RLHF (python -m simulator).")
@@ -36,11 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks: our times beside the peers', side by side")
     p.add_argument("names", nargs="*", default=["all"],
-                   help="benchmarks to run: mle, batched, sharedrep, em, policy, reproduce (explicit only), or all")
+                   help="benchmarks to run: mle, batched, sharedrep, em, policy, or all; many_users, fewshot, coldstart and reproduce run only when named")
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("warmup", help="compile the numba kernels into their on-disk cache "
+                       "(the install step runs it; a fresh clone's first fit then takes < 1 s)")
+    p.set_defaults(func=_warmup)
 
     for module, fn in _PLUGINS:
         try:

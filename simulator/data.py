@@ -143,6 +143,43 @@ class PreferenceData:
         """Number of comparisons per user, shape (n_users,)."""
         return np.bincount(self.user, minlength=self.n_users)
 
+    def group_rows(self, by: str = "group") -> list[np.ndarray]:
+        """Row indices of each group (or user): ``rows[u]`` lists the comparisons of ``u``.
+
+        The one group-sorting index of the package (every estimator that solves per group uses
+        it). Rows of each group are in increasing order, ids with no comparisons get an empty
+        array, and ``len(rows) == n_groups`` (``n_users`` for ``by="user"``).
+
+        Parameters
+        ----------
+        by : {"group", "user"}
+
+        Returns
+        -------
+        list of int64 arrays
+            Read-only views, cached on the object: the index is computed once per id array. The
+            arrays of a ``PreferenceData`` are treated as immutable; replace ``group`` / ``user``
+            (which resets the cache) rather than writing into them.
+        """
+        if by == "group":
+            ids, count = self.group, self.n_groups
+        elif by == "user":
+            ids, count = self.user, self.n_users
+        else:
+            raise ValueError(f"by must be 'group' or 'user'; got {by!r}")
+        cache = self.__dict__.setdefault("_rows_cache", {})
+        hit = cache.get(by)
+        # keyed on the id array's identity and the count, so reassigning either recomputes
+        if hit is not None and hit[0] is ids and hit[1] == count:
+            return list(hit[2])
+        # stable sort: within a group the rows keep their order in the data
+        order = np.argsort(ids, kind="stable")
+        order.flags.writeable = False
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(ids, minlength=count))])
+        rows = [order[bounds[u]:bounds[u + 1]] for u in range(count)]
+        cache[by] = (ids, count, rows)
+        return list(rows)
+
     def signed(self) -> np.ndarray:
         """``s_i = (2 y_i - 1) X_i``: the BT log-likelihood is ``sum log sigma(s_i . theta)``."""
         return self.X * (2.0 * self.y - 1.0)[:, None]

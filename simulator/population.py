@@ -255,6 +255,104 @@ class Population:
             raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
         return getattr(cls, regime)(**kwargs)
 
+    def new_users(self, n_users: int, *, seed, proportions=None, W=None,
+                  weights: str | None = None, alpha: float | None = None,
+                  signal: float | None = None) -> Population:
+        """Fresh users on this population's traits: same ``B``, ``theta0`` and feature law.
+
+        The few-shot setting (issue 12 item 4): a trait matrix ``B`` learned on this population is
+        reused for users it has never seen. The result has ``n_users`` groups of one user each,
+        whose weights are drawn the way this population's were: ``signal * Dirichlet(alpha 1_k)``
+        for simplex weights (regimes ``shared`` / ``dirichlet`` with ``weights="simplex"``), or
+        ``signal * N(0, I_k / k)`` for gaussian weights. ``B``, ``theta0``, ``feature_cov``,
+        ``feature_scale``, ``label_model`` and ``temperature`` are this population's own.
+
+        Parameters
+        ----------
+        n_users : int
+            Number of new users, >= 1. New user ``j`` is group ``j`` of the result.
+        seed : int or SeedSequence
+            The weights are a function of it (drawn through :func:`as_seed_sequence`).
+        proportions : array (n_users,), optional
+            Proportions of the new users in the result's samples; uniform by default.
+        W : array (k, n_users), optional
+            Explicit weights. Required for regimes whose weights are not random
+            (``minority_trait``, ``diverse``, ``custom``) unless ``weights`` is given.
+        weights : {"simplex", "gaussian"}, optional
+            The weight law; defaults to this population's (``info["weights"]``).
+        alpha : float, optional
+            Dirichlet concentration (> 0) for simplex weights; defaults to ``info["alpha"]``,
+            or 1 when this population records none.
+        signal : float, optional
+            Scale of the weights (> 0); defaults to ``info["signal"]``.
+
+        Returns
+        -------
+        Population
+            ``info`` records the weight law and ``info["parent"]`` (name, number of groups and
+            ``repr`` of this population).
+
+        Raises
+        ------
+        ValueError
+            Bad ``n_users``, ``proportions``, ``W``, ``alpha`` or ``signal``, both ``W`` and a
+            weight law given, or no weight law known (this population's weights were not random
+            and neither ``W`` nor ``weights`` was given).
+        """
+        if (not isinstance(n_users, (int, np.integer)) or isinstance(n_users, bool)
+                or n_users < 1):
+            raise ValueError(f"n_users must be an integer >= 1; got {n_users!r}")
+        n_users = int(n_users)
+        if proportions is None:
+            proportions = np.full(n_users, 1.0 / n_users)
+        eta = _check_proportions(proportions)
+        if eta.size != n_users:
+            raise ValueError(f"proportions must have n_users = {n_users} entries; "
+                             f"got {eta.size}")
+        # The seed is validated even when W is explicit, so a bad call fails the same way always.
+        ss = as_seed_sequence(seed)
+        k = self.k
+        parent = {"name": self.name, "n_groups": self.n_groups, "repr": repr(self)}
+        if W is not None:
+            if weights is not None or alpha is not None or signal is not None:
+                raise ValueError("pass either W or a weight law (weights / alpha / signal), "
+                                 "not both")
+            W = np.asarray(W, dtype=np.float64)
+            if W.shape != (k, n_users):
+                raise ValueError(f"W must have shape (k, n_users) = ({k}, {n_users}); "
+                                 f"got {W.shape}")
+            info = {"weights": "explicit", "parent": parent}
+        else:
+            law = weights if weights is not None else self.info.get("weights")
+            if law is None:
+                raise ValueError(
+                    f"population {self.name!r} has no random weight law to draw new users from; "
+                    "pass W=(k, n_users) array, or weights='simplex' (with alpha=, signal=) or "
+                    "weights='gaussian' (with signal=)")
+            if law not in ("simplex", "gaussian"):
+                raise ValueError(f"weights must be 'simplex' or 'gaussian'; got {law!r}")
+            signal = self.info.get("signal") if signal is None else signal
+            if signal is None:
+                raise ValueError(f"population {self.name!r} records no signal; pass signal= "
+                                 "(the scale of the weights, > 0)")
+            if not (np.isfinite(signal) and signal > 0):
+                raise ValueError(f"signal must be a finite number > 0; got {signal}")
+            alpha = self.info.get("alpha", 1.0) if alpha is None else alpha
+            if law == "simplex" and not (np.isfinite(alpha) and alpha > 0):
+                raise ValueError(f"alpha must be a finite number > 0; got {alpha}")
+            rng_W = np.random.Generator(np.random.PCG64(ss))
+            if law == "simplex":
+                W = signal * rng_W.dirichlet(np.full(k, float(alpha)), size=n_users).T
+            else:
+                W = signal * rng_W.standard_normal((k, n_users)) / math.sqrt(k)
+            info = {"weights": law, "signal": float(signal), "parent": parent}
+            if law == "simplex":
+                info["alpha"] = float(alpha)
+        return Population(self.B.copy(), W, eta, self.theta0.copy(), users_per_group=1,
+                          feature_cov=self.feature_cov, feature_scale=self.feature_scale,
+                          label_model=self.label_model, temperature=self.temperature,
+                          name=self.name, info=info)
+
     @staticmethod
     def _base(B, norm, rng):
         d = B.shape[0]

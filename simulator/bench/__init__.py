@@ -4,8 +4,8 @@ Speed is measured here, never in timed tests. Each benchmark is a function
 ``run(quick: bool, seed: int) -> list[dict]`` registered in :data:`BENCHMARKS`; rows carry the
 times, ratios and the targets with whether each is met.
 
-Benchmarks registered with ``explicit=True`` (``reproduce``: minutes) run only when named, never
-under ``all``. Each benchmark loads or compiles its numba kernels before timing and reports that
+Benchmarks registered with ``explicit=True`` (``reproduce``, ``coldstart``: minutes; ``fewshot``)
+run only when named, never under ``all``. Each benchmark loads or compiles its numba kernels before timing and reports that
 first-call time separately (``compile_s``).
 """
 
@@ -31,7 +31,8 @@ def register(name, explicit: bool = False):
     return deco
 
 
-_MODULES = ("mle", "batched", "sharedrep", "em", "policy", "reproduce")
+_MODULES = ("mle", "batched", "sharedrep", "em", "policy", "reproduce", "many_users", "coldstart",
+            "fewshot")
 
 
 def _load_all():

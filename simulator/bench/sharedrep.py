@@ -6,8 +6,17 @@ that baseline runs on the same data (init N(0, 0.02), lr, batch size and planned
 until its training log-likelihood reaches the one of our altmin fit (mean NLL within ``ll_tol``
 nats per comparison) or a time cap; its full-data evaluations after each epoch are not timed.
 
-Issue #7 target: altmin (n = 1e5, d = 64, k = 4, U = 5) at least 10x faster than the baseline to
-the same log-likelihood.
+Two tables (n = 1e5, d = 64, k = 4, U = 5 groups, the paper's simplex population):
+
+* **The defaults** (issue 12): ``SharedRep(k)`` as a user gets it (simplex weights, 3 restarts,
+  numba back-end) beside ``SharedRep(k, weights="free")`` (same restarts and back-end) and the
+  official training (AdamW, lr 5e-4, batch 16; linear decay planned over 100 epochs: the
+  official 3 epochs end short of the log-likelihood, 4e-3 nats per comparison above it).
+  Targets: the default within 3x of the free-weight fit, and at least 10x faster than AdamW to
+  the default fit's training log-likelihood. AdamW is stopped at 10.5x the default's time (the
+  target is then met and the printed ratio is a lower bound), which keeps the benchmark short.
+* **Free weights, one restart** (issue 7): altmin on the torch and numba back-ends beside AdamW
+  (lr 5e-3, batch 256) to the same log-likelihood; target at least 10x.
 """
 
 from __future__ import annotations
@@ -66,12 +75,17 @@ def _adamw_to_target(X, y, g, U, k, target_nll, *, lr, batch_size, n_epochs, cap
 @register("sharedrep")
 def run(quick: bool = False, seed: int = 0, out=print, n=None, d: int = 64, k: int = 4,
         U: int = 5, lr: float = 5e-3, batch_size: int = 256, n_epochs: int = 30,
-        cap_s=None, ll_tol: float = 1e-4, with_numba: bool = True):
+        cap_s=None, ll_tol: float = 1e-4, with_numba: bool = True,
+        official_lr: float = 5e-4, official_batch: int = 16, official_epochs: int = 100):
     from ..estimators.sharedrep import SharedRep
     from ..population import Population
 
     n = n or (20_000 if quick else 100_000)
     cap_s = cap_s or (10.0 if quick else 120.0)
+    # the defaults table on the paper's simplex population; the free-weight table (issue 7) on
+    # the gaussian-weight population it was set up with
+    pop_s = Population.shared(d, k, np.full(U, 1.0 / U), seed=seed)
+    data_s = pop_s.sample(n, seed=seed + 1)
     pop = Population.shared(d, k, np.full(U, 1.0 / U), seed=seed, weights="gaussian")
     data = pop.sample(n, seed=seed + 1)
 
@@ -85,13 +99,13 @@ def run(quick: bool = False, seed: int = 0, out=print, n=None, d: int = 64, k: i
     # sweeps (seconds of real work, not compilation) and never reaches the parallel kernels.
     warm = pop.sample(10_000, seed=seed + 2)
 
-    def first_call(backend):
+    def first_call(backend, weights="free"):
         t = time.perf_counter()
-        SharedRep(k, weights="free", n_restarts=1, max_iter=1, backend=backend,
+        SharedRep(k, weights=weights, n_restarts=1, max_iter=1, backend=backend,
                   seed=seed).fit(warm)
         return time.perf_counter() - t
 
-    compile_s = first_call("numba")
+    compile_s = first_call("numba") + first_call("numba", "simplex")
     torch_first_s = first_call("torch")
 
     import torch
@@ -101,10 +115,65 @@ def run(quick: bool = False, seed: int = 0, out=print, n=None, d: int = 64, k: i
     old_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run(quick, seed, out, data, n, d, k, U, lr, batch_size, n_epochs, cap_s, ll_tol,
-                    with_numba, altmin, compile_s, torch_first_s)
+        rows = _run_defaults(seed, out, data_s, n, d, k, U, official_lr, official_batch,
+                             official_epochs, ll_tol, compile_s)
+        return rows + _run(quick, seed, out, data, n, d, k, U, lr, batch_size, n_epochs, cap_s,
+                           ll_tol, with_numba, altmin, compile_s, torch_first_s)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _run_defaults(seed, out, data, n, d, k, U, lr, batch_size, n_epochs, ll_tol, compile_s):
+    """The defaults table (module docstring): simplex default, free weights, official AdamW."""
+    from ..estimators.sharedrep import SharedRep
+
+    t = time.perf_counter()
+    est = SharedRep(k, seed=seed).fit(data)
+    t_def = time.perf_counter() - t
+    nll_def = -est.log_likelihood(data) / n
+    t = time.perf_counter()
+    free = SharedRep(k, weights="free", seed=seed).fit(data)
+    t_free = time.perf_counter() - t
+    rows = [
+        dict(method=f"SharedRep({k}) defaults: simplex, {est.n_restarts} restarts, numba",
+             seconds=t_def, mean_nll=nll_def, iters=est.n_iter_, reached=True,
+             restarts_run=int(np.sum(est.restart_duplicate_of_ < 0))),
+        dict(method=f"SharedRep({k}, weights='free'), {free.n_restarts} restarts, numba",
+             seconds=t_free, mean_nll=-free.log_likelihood(data) / n, iters=free.n_iter_,
+             reached=True, restarts_run=free.n_restarts),
+    ]
+    cap = 10.5 * t_def
+    t_adam, nll_adam, ep, reached = _adamw_to_target(
+        data.X, data.y, data.group, U, k, nll_def + ll_tol, lr=lr, batch_size=batch_size,
+        n_epochs=n_epochs, cap_s=cap, seed=seed)
+    rows.append(dict(method=f"AdamW head (official), lr {lr:g}, batch {batch_size}, "
+                            f"{n_epochs} planned epochs", seconds=t_adam, mean_nll=nll_adam,
+                     iters=ep, reached=bool(reached)))
+    for r in rows:
+        r.update(n=n, d=d, k=k, U=U, compile_s=compile_s, table="defaults",
+                 ratio_to_default=r["seconds"] / t_def)
+    out(f"SharedRep defaults: n = {n}, d = {d}, k = {k}, U = {U} (simplex population); AdamW "
+        f"stops at mean NLL <= the default fit's + {ll_tol:g}, at its planned epochs, or at "
+        f"10.5x the default's time ({cap:.1f} s of training)")
+    out(format_table(rows, [("method", "method", "{}"), ("seconds", "seconds", "{:.2f}"),
+                            ("ratio_to_default", "x default", "{:.1f}"),
+                            ("mean_nll", "mean NLL", "{:.6f}"), ("iters", "sweeps/epochs", "{}"),
+                            ("restarts_run", "restarts run", "{}"),
+                            ("reached", "reached LL", "{}")]))
+    speed = t_adam / t_def
+    text = ">= 10x faster than the official AdamW training to the default fit's log-likelihood"
+    if not reached:
+        why = ("its planned epochs ended" if ep >= n_epochs else "stopped at the cap")
+        out(f"  AdamW did not reach the log-likelihood ({why}, {t_adam:.1f} s / {ep} epochs, gap "
+            f"{nll_adam - nll_def:.2e} nats): the ratio {speed:.1f} is a lower bound")
+        text += " (baseline not reached; ratio is a lower bound)"
+    targets = print_targets([
+        (f"default (simplex) within 3x of the free-weight fit ({t_def / t_free:.2f}x)",
+         t_def <= 3.0 * t_free),
+        (text, speed >= 10 or (not reached and ep >= n_epochs))], out)
+    for r in rows:
+        r["targets"] = targets
+    return rows
 
 
 def _run(quick, seed, out, data, n, d, k, U, lr, batch_size, n_epochs, cap_s, ll_tol, with_numba,
@@ -120,7 +189,7 @@ def _run(quick, seed, out, data, n, d, k, U, lr, batch_size, n_epochs, cap_s, ll
         t = time.perf_counter()
         est_nb = altmin("numba").fit(data)
         t_nb = time.perf_counter() - t
-        rows.append(dict(method="altmin, numba back-end (Kronecker design)", seconds=t_nb,
+        rows.append(dict(method="altmin, numba back-end (structured B-step)", seconds=t_nb,
                          mean_nll=-est_nb.log_likelihood(data) / n, iters=est_nb.n_iter_,
                          reached=True,
                          maxdiff=float(np.abs(est_nb.theta_ - est.theta_).max())))

@@ -1,8 +1,10 @@
 """Reward estimators; one module per method, all following :mod:`.base`'s contract."""
 
-from .base import NotFittedError, PreferenceEstimator
+from .base import NewUsersFit, NotFittedError, PreferenceEstimator
 from .batched import fit_many
-from .bt import BTFit, MLENotExistWarning, bt_objective, fit_bt
+from .bt import BTConvergenceWarning, BTFit, MLENotExistWarning, bt_objective, fit_bt, separable
+from .bt_blocks import BlocksFit, fit_bt_blocks
+from .bt_matfree import fit_bt_matfree, kron_operator
 from .em import EMMixture
 from .lowrank import SharedLoRA
 from .mle import PooledMLE, SeparateMLE
@@ -10,9 +12,12 @@ from .oracle import OracleB
 from .sharedrep import SharedRep
 
 __all__ = [
+    "BTConvergenceWarning",
     "BTFit",
+    "BlocksFit",
     "EMMixture",
     "MLENotExistWarning",
+    "NewUsersFit",
     "NotFittedError",
     "OracleB",
     "PooledMLE",
@@ -22,5 +27,9 @@ __all__ = [
     "SharedRep",
     "bt_objective",
     "fit_bt",
+    "fit_bt_blocks",
+    "fit_bt_matfree",
     "fit_many",
+    "kron_operator",
+    "separable",
 ]

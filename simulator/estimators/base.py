@@ -1,21 +1,51 @@
 """The estimator contract shared by every reward estimator (scikit-learn style).
 
-* Hyperparameters are set in ``__init__`` only and stored under the same names.
-* ``fit(data)`` validates its input, learns, and returns ``self``.
-* Learned attributes end in ``_``; every estimator sets ``theta_`` of shape (U, d), ``n_iter_``
-  and ``converged_``.
-* ``reward(X, group)`` and ``log_likelihood(data)`` work for any fitted estimator.
+Parameters
+    Hyperparameters are set in ``__init__`` only and stored under the same names.
+    :meth:`PreferenceEstimator.get_params` / :meth:`~PreferenceEstimator.set_params` follow
+    scikit-learn, nested estimators included (``name__param`` when ``deep=True``), so
+    ``sklearn.base.clone(est)`` returns an unfitted copy with equal parameters.
+Fit
+    One signature, ``fit(self, data, **fit_params) -> self``. ``data`` is a
+    :class:`~simulator.data.PreferenceData`; each class lists the fit parameters it accepts in
+    the class attribute ``_fit_params`` (e.g. ``("sample_weight",)``; ``EMMixture`` takes the
+    diagnostic ``true_groups``), and an unknown key raises ``TypeError`` naming the key and the
+    accepted ones (:meth:`PreferenceEstimator._check_fit_params`).
+Fitted attributes
+    Learned attributes end in ``_``. ``theta_`` has one row per *unit* the estimator
+    personalises: shape (U, d) with ``U = data.n_groups`` for every estimator except
+    ``SharedLoRA(unit="user")``, whose ``theta_`` is (N, d) with ``N = data.n_users`` (its units
+    are users; with ``unit="group"`` it is (U, d) too).
+Certificate
+    Every fit records ``objective_`` (the value of the objective the estimator states in its
+    module docstring at the returned point; a scalar, or one entry per separately solved unit),
+    ``kkt_residual_`` (the norm of the gradient, or for a constrained problem of the projected
+    gradient / KKT residual, at the returned point; an alias of ``grad_norm_`` where an
+    estimator records that), ``n_iter_`` and ``converged_`` (True when the solver's own stopping
+    test was met).
+Few-shot
+    Estimators with a fitted shared representation offer
+    ``fit_new_users(data, *, weights=None) -> NewUsersFit``: the representation stays fixed and
+    only the new users' weights are fitted; ``data.group`` indexes the new users.
+Evaluation
+    ``reward(X, group)``, ``predict_proba(data)`` and ``log_likelihood(data)`` work for any
+    fitted estimator.
+Writing fitted state from outside ``fit``
+    Batched drivers (:func:`simulator.estimators.batched.fit_many`) hand results back through
+    :meth:`PreferenceEstimator._set_fitted` rather than by assigning attributes one by one, so
+    the contract (names end in ``_``, the ``kkt_residual_`` alias) is kept in one place.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..data import PreferenceData
 
-__all__ = ["PreferenceEstimator", "NotFittedError", "check_data"]
+__all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "check_data"]
 
 
 class NotFittedError(RuntimeError):
@@ -33,33 +63,239 @@ def _log_sigmoid(t):
     return -np.logaddexp(0.0, -t)
 
 
-class PreferenceEstimator:
-    """Base class: parameter handling, reward and likelihood evaluation."""
+def _check_unit_ids(X, unit, theta, what):
+    X = np.asarray(X, dtype=np.float64)
+    unit = np.asarray(unit)
+    N, d = theta.shape
+    if X.shape[-1] != d:
+        raise ValueError(f"X must have {d} columns; got shape {X.shape}")
+    if np.any(unit < 0) or np.any(unit >= N):
+        raise ValueError(f"{what} ids must lie in [0, {N})")
+    return X, unit
+
+
+class _ScoresComparisons:
+    """``predict_proba`` and ``log_likelihood`` of comparisons from a ``reward(X, unit)``; each
+    comparison of ``data`` is scored by the parameters of its ``data.group``."""
+
+    def predict_proba(self, data) -> np.ndarray:
+        """P(y = 1) for each comparison of ``data``, scored by ``theta[data.group]``."""
+        data = check_data(data)
+        z = self.reward(data.X, data.group)
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+    def log_likelihood(self, data) -> float:
+        """Sum of BT log-likelihoods of ``data`` under ``theta[data.group]``."""
+        data = check_data(data)
+        z = self.reward(data.X, data.group)
+        return float(np.sum(_log_sigmoid((2.0 * data.y - 1.0) * z)))
+
+
+# --------------------------------------------------------------------------- few-shot result
+@dataclass(frozen=True, eq=False)
+class NewUsersFit(_ScoresComparisons):
+    """Weights of new users fitted on a fixed representation (the few-shot result).
+
+    Returned by ``fit_new_users`` of the estimators with a shared representation. User ``j`` of
+    the result is group ``j`` of the data it was fitted on; each user's weights solve their own
+    small problem, so every per-user certificate field has one entry per user.
+
+    Parameters
+    ----------
+    theta : array (N, d)
+        Reward parameters of the new users (row ``j`` is user ``j``).
+    W : array (k, N)
+        Their weights in the estimator's representation (column ``j`` is user ``j``).
+    objective : array (N,)
+        Each user's objective at the returned weights.
+    grad_norm : array (N,)
+        Each user's gradient norm (free weights) or KKT residual (simplex weights).
+    n_iter : array (N,) of int
+        Solver iterations per user.
+    converged : bool
+        Every user's solve met its stopping test.
+    converged_units : array (N,) of bool
+        Per user.
+    weights : {"free", "simplex"}
+        The constraint the weights were fitted under.
+    """
+
+    theta: np.ndarray
+    W: np.ndarray
+    objective: np.ndarray
+    grad_norm: np.ndarray
+    n_iter: np.ndarray
+    converged: bool
+    converged_units: np.ndarray
+    weights: str = "free"
+
+    def __post_init__(self):
+        theta = np.asarray(self.theta, dtype=np.float64)
+        if theta.ndim != 2:
+            raise ValueError(f"theta must have shape (N, d); got {theta.shape}")
+        N = theta.shape[0]
+        W = np.asarray(self.W, dtype=np.float64)
+        if W.ndim != 2 or W.shape[1] != N:
+            raise ValueError(f"W must have shape (k, N) with N = {N}; got {W.shape}")
+        for name in ("objective", "grad_norm", "n_iter", "converged_units"):
+            v = np.asarray(getattr(self, name))
+            if v.shape != (N,):
+                raise ValueError(f"{name} must have shape (N,) = ({N},); got {v.shape}")
+        if self.weights not in ("free", "simplex"):
+            raise ValueError(f"weights must be 'free' or 'simplex'; got {self.weights!r}")
+        # frozen dataclass: normalise the stored arrays through object.__setattr__
+        object.__setattr__(self, "theta", theta)
+        object.__setattr__(self, "W", W)
+        object.__setattr__(self, "objective", np.asarray(self.objective, dtype=np.float64))
+        object.__setattr__(self, "grad_norm", np.asarray(self.grad_norm, dtype=np.float64))
+        object.__setattr__(self, "n_iter", np.asarray(self.n_iter, dtype=np.int64))
+        object.__setattr__(self, "converged_units", np.asarray(self.converged_units, dtype=bool))
+        object.__setattr__(self, "converged", bool(self.converged))
+
+    @property
+    def n_users(self) -> int:
+        """Number of new users N."""
+        return self.theta.shape[0]
+
+    @property
+    def kkt_residual(self) -> np.ndarray:
+        """Alias of ``grad_norm`` (the contract's certificate name)."""
+        return self.grad_norm
+
+    def reward(self, X, unit) -> np.ndarray:
+        """Reward ``<theta_unit, X>`` of new user(s) ``unit`` (int or (n,)) on X ((n, d) or (d,))."""
+        X, unit = _check_unit_ids(X, unit, self.theta, "unit")
+        return np.einsum("...j,...j->...", X, self.theta[unit])
+
+
+    def accuracy(self, data) -> float:
+        """Fraction of comparisons of ``data`` whose label the fit ranks correctly (ties: y0)."""
+        data = check_data(data)
+        z = self.reward(data.X, data.group)
+        return float(np.mean((z > 0) == (data.y == 1)))
+
+
+# --------------------------------------------------------------------------- estimator base
+class PreferenceEstimator(_ScoresComparisons):
+    """Base class: parameters, fit parameters, certificate, reward and likelihood evaluation."""
+
+    #: Keyword arguments ``fit`` accepts besides ``data`` (see :meth:`_check_fit_params`).
+    _fit_params: tuple[str, ...] = ()
 
     # -------------------------------------------------------------- params
     @classmethod
     def _param_names(cls):
         sig = inspect.signature(cls.__init__)
+        # signature order (not sorted as scikit-learn does) keeps reprs as they were
         return [p.name for p in sig.parameters.values()
                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
-    def get_params(self) -> dict:
-        """Hyperparameters as a dict (the ``__init__`` arguments)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def get_params(self, deep: bool = True) -> dict:
+        """Hyperparameters as a dict (the ``__init__`` arguments).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Also return the parameters of nested estimators (values with a ``get_params``
+            method) as ``name__param``, as scikit-learn does.
+
+        Returns
+        -------
+        dict
+        """
+        out = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params(deep=True).items())
+            out[name] = value
+        return out
 
     def set_params(self, **params):
-        """Set hyperparameters; unknown names raise ValueError."""
+        """Set hyperparameters, nested ones as ``name__param``; returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            A name that is not a parameter (of this estimator, or of the nested estimator).
+        """
+        if not params:
+            return self
         valid = set(self._param_names())
+        nested: dict[str, dict] = {}
         for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"unknown parameter {key!r} for {type(self).__name__}; "
+            name, sep, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(f"unknown parameter {name!r} for {type(self).__name__}; "
                                  f"valid: {sorted(valid)}")
-            setattr(self, key, value)
+            if sep:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            inner = getattr(self, name)
+            if not hasattr(inner, "set_params"):
+                raise ValueError(f"parameter {name!r} of {type(self).__name__} is not an "
+                                 f"estimator; cannot set {sorted(sub_params)} on it")
+            inner.set_params(**sub_params)
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------ fit params
+    def _check_fit_params(self, fit_params: dict) -> dict:
+        """Every declared fit parameter (``None`` where not given); unknown keys raise.
+
+        Raises
+        ------
+        TypeError
+            A key not in the class's ``_fit_params``; the message names it and the accepted ones.
+        """
+        accepted = tuple(self._fit_params)
+        for key in fit_params:
+            if key not in accepted:
+                raise TypeError(f"{type(self).__name__}.fit got an unexpected fit parameter "
+                                f"{key!r}; accepted: {list(accepted) or 'none'}")
+        return {key: fit_params.get(key) for key in accepted}
+
+    # ------------------------------------------------------------ fitted state
+    def _set_fitted(self, **attrs):
+        """Record fitted attributes (all names must end in ``_``); returns ``self``.
+
+        The one entry point for code outside an estimator's own ``fit`` (batched drivers) that
+        hands it a result; estimators whose fitted state has derived parts (e.g. an
+        orthonormalised basis) override it and compute them here.
+        """
+        for name in attrs:
+            if not name.endswith("_") or name.startswith("_"):
+                raise ValueError(f"fitted attribute names must end in '_' and not start "
+                                 f"with '_'; got {name!r}")
+        for name, value in attrs.items():
+            setattr(self, name, value)
+        if "grad_norm_" in attrs and "kkt_residual_" not in attrs:
+            # a residual left by an earlier fit must not shadow the new grad_norm_ alias
+            self.__dict__.pop("_kkt_residual", None)
+        return self
+
+    @property
+    def kkt_residual_(self):
+        """The certificate's residual: gradient norm, or KKT residual for constrained fits.
+
+        Set by ``fit``; where an estimator records ``grad_norm_`` and nothing else, this is
+        that value.
+        """
+        if "_kkt_residual" in self.__dict__:
+            return self.__dict__["_kkt_residual"]
+        if "grad_norm_" in self.__dict__:
+            return self.__dict__["grad_norm_"]
+        raise AttributeError(f"{type(self).__name__} has no kkt_residual_: it is not fitted, "
+                             "or its fit records no gradient / KKT residual")
+
+    @kkt_residual_.setter
+    def kkt_residual_(self, value):
+        self.__dict__["_kkt_residual"] = value
 
     # ------------------------------------------------------------ fitted use
     def _check_fitted(self):
@@ -69,23 +305,5 @@ class PreferenceEstimator:
     def reward(self, X, group) -> np.ndarray:
         """Estimated reward ``<theta_group, X>`` (X of shape (n, d) or (d,); group int or (n,))."""
         self._check_fitted()
-        X = np.asarray(X, dtype=np.float64)
-        group = np.asarray(group)
-        U, d = self.theta_.shape
-        if X.shape[-1] != d:
-            raise ValueError(f"X must have {d} columns; got shape {X.shape}")
-        if np.any(group < 0) or np.any(group >= U):
-            raise ValueError(f"group ids must lie in [0, {U})")
+        X, group = _check_unit_ids(X, group, self.theta_, "group")
         return np.einsum("...j,...j->...", X, self.theta_[group])
-
-    def predict_proba(self, data) -> np.ndarray:
-        """P(y = 1) for each comparison under the fitted group parameters."""
-        data = check_data(data)
-        z = self.reward(data.X, data.group)
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-    def log_likelihood(self, data) -> float:
-        """Sum of BT log-likelihoods of ``data`` under ``theta_[group]``."""
-        data = check_data(data)
-        z = self.reward(data.X, data.group)
-        return float(np.sum(_log_sigmoid((2.0 * data.y - 1.0) * z)))

@@ -14,7 +14,9 @@ them all is much cheaper than thousands of separate calls. :func:`fit_many` is t
   for SharedRep, mixed shapes) is fitted one data set at a time with ``est.fit(data)``.
 
 Each returned estimator carries the same fitted attributes as after ``est.fit(data)`` with
-``backend="torch"`` (equal to the numba back-end within 1e-6 relative in float64).
+``backend="torch"`` (equal to the numba back-end within 1e-6 relative in float64); they are
+handed over through the contract's ``_set_fitted`` hook (:mod:`.base`), and SharedRep's through
+its own result hook ``_set_result``.
 
 **From a sweep.** The sweep engine runs one cell per task call. A figure that wants batching
 groups its cells itself: build the cells' data sets (each from its own seed, as the
@@ -37,7 +39,7 @@ def _make(estimator_factory, n):
     if callable(estimator_factory) and not hasattr(estimator_factory, "fit"):
         return [estimator_factory() for _ in range(n)]
     if hasattr(estimator_factory, "fit"):  # one estimator: clone its parameters
-        cls, params = type(estimator_factory), estimator_factory.get_params()
+        cls, params = type(estimator_factory), estimator_factory.get_params(deep=False)
         return [cls(**params) for _ in range(n)]
     ests = list(estimator_factory)
     if len(ests) != n:
@@ -46,9 +48,9 @@ def _make(estimator_factory, n):
 
 
 def _same_config(ests, ignore=("seed",)):
-    p0 = {k: v for k, v in ests[0].get_params().items() if k not in ignore}
+    p0 = {k: v for k, v in ests[0].get_params(deep=False).items() if k not in ignore}
     return all(type(e) is type(ests[0])
-               and {k: v for k, v in e.get_params().items() if k not in ignore} == p0
+               and {k: v for k, v in e.get_params(deep=False).items() if k not in ignore} == p0
                for e in ests)
 
 
@@ -75,12 +77,15 @@ def fit_many(estimator_factory, datasets, *, backend: str = "torch", device: str
         return []
     ests = _make(estimator_factory, len(datasets))
     for e in ests:
-        if "backend" in e.get_params():
+        if "backend" in e.get_params(deep=False):
             e.set_params(backend=backend, device=device if backend == "torch" else "cpu")
     same = (_same_config(ests) and len({d.d for d in datasets}) == 1)
     if backend != "torch" or not same:
         return [e.fit(d) for e, d in zip(ests, datasets)]
     e0 = ests[0]
+    if isinstance(getattr(e0, "lam", None), str):
+        # lam = "auto" / "cv" is resolved per data set by the estimator's own fit.
+        return [e.fit(d) for e, d in zip(ests, datasets)]
     if isinstance(e0, PooledMLE) and e0.norm_bound is None:
         return _pooled(ests, datasets)
     if isinstance(e0, SeparateMLE) and e0.norm_bound is None:
@@ -103,12 +108,9 @@ def _solve(e0, probs):
 def _pooled(ests, datasets):
     res = _solve(ests[0], [(d.X, d.y) for d in datasets])
     for j, (e, d) in enumerate(zip(ests, datasets)):
-        e.coef_ = res.theta[j]
-        e.theta_ = np.tile(res.theta[j], (d.n_groups, 1))
-        e.objective_ = float(res.objective[j])
-        e.grad_norm_ = float(res.grad_norm[j])
-        e.n_iter_ = int(res.n_iter[j])
-        e.converged_ = bool(res.converged[j])
+        e._set_fitted(coef_=res.theta[j], theta_=np.tile(res.theta[j], (d.n_groups, 1)),
+                      objective_=float(res.objective[j]), grad_norm_=float(res.grad_norm[j]),
+                      n_iter_=int(res.n_iter[j]), converged_=bool(res.converged[j]))
     return ests
 
 
@@ -119,21 +121,16 @@ def _separate(ests, datasets):
         if np.any(counts == 0):
             raise ValueError(f"SeparateMLE needs data for every group; group(s) "
                              f"{np.flatnonzero(counts == 0).tolist()} have no comparisons")
-        order = np.argsort(d.group, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(counts)])
         start = len(probs)
-        for u in range(d.n_groups):
-            idx = order[bounds[u]:bounds[u + 1]]
+        for idx in d.group_rows():
             probs.append((d.X[idx], d.y[idx]))
         spans.append(slice(start, len(probs)))
     res = _solve(ests[0], probs)
     for e, sl in zip(ests, spans):
-        e.theta_ = res.theta[sl]
-        e.objective_ = res.objective[sl]
-        e.grad_norm_ = res.grad_norm[sl]
-        e.n_iter_ = res.n_iter[sl]
-        e.converged_groups_ = res.converged[sl]
-        e.converged_ = bool(res.converged[sl].all())
+        e._set_fitted(theta_=res.theta[sl], objective_=res.objective[sl],
+                      grad_norm_=res.grad_norm[sl], n_iter_=res.n_iter[sl],
+                      converged_groups_=res.converged[sl],
+                      converged_=bool(res.converged[sl].all()))
     return ests
 
 

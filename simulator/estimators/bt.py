@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import get_lapack_funcs
 
-__all__ = ["bt_objective", "fit_bt", "BTFit", "MLENotExistWarning", "BACKENDS"]
+__all__ = ["bt_objective", "fit_bt", "separable", "BTFit", "BTConvergenceWarning",
+           "MLENotExistWarning", "BACKENDS"]
 
 BACKENDS = ("numba", "numpy", "torch")
 
@@ -105,7 +106,16 @@ def _warm_start_applies(n, d):
 
 @dataclass
 class BTFit:
-    """Result of :func:`fit_bt`."""
+    """Result of :func:`fit_bt`, with its certificate.
+
+    ``kkt_residual`` is the norm of the gradient of the Lagrangian at ``theta``: the gradient of
+    ``f + lam/2 ||theta||^2`` plus ``mu theta`` for an active norm bound. ``converged`` is True
+    exactly when ``kkt_residual <= tol * sum(w)`` (and, with a bound, ``||theta||`` equals it to
+    1e-8 relative or ``mu = 0``), or when the exact float64 Newton step is below 1e-13
+    ``||theta||`` (``status = "roundoff"``: no float64 point is closer to the optimum; this is
+    how fits with huge features, whose gradient round-off exceeds ``tol``, are certified). ``status`` says why the solver stopped; ``message`` says what
+    to change when the certificate was not met.
+    """
 
     theta: np.ndarray
     objective: float
@@ -115,6 +125,73 @@ class BTFit:
     converged: bool
     mu: float = 0.0  # extra ridge that enforces the norm bound (0 when inactive)
     n_hess: int = 0  # data passes that also computed the Hessian (the compute-bound ones)
+    status: str = "converged"
+    message: str = ""
+
+    @property
+    def kkt_residual(self) -> float:
+        return self.grad_norm
+
+
+STATUS = {0: "converged", 1: "max_iter", 2: "stalled", 3: "diverging", 4: "nonfinite",
+          5: "roundoff"}
+CERTIFIED = ("converged", "roundoff")
+_REMEDY = {
+    "max_iter": "the iteration budget ran out before the gradient certificate; raise max_iter",
+    "stalled": ("no decrease of the objective was found at float64 round-off before the "
+                "gradient certificate; raise tol, or rescale the features (|X| and lam differ by "
+                "many orders of magnitude)"),
+    "diverging": "the unpenalised iterates diverge; use lam > 0 or a norm_bound",
+    "nonfinite": ("the objective or its Hessian is not finite in float64; rescale the features "
+                  "(|X|^2 must stay below ~1e300)"),
+    "separable": ("the unpenalised BT MLE does not exist: the data are separable (the likelihood "
+                  "keeps increasing along a direction). Use lam > 0 or a norm_bound"),
+}
+
+
+def _message(status, gn, tol, scale):
+    if status in CERTIFIED:
+        return ""
+    return (f"BT fit not certified ({status}): mean-gradient norm {gn / scale:.3g} vs tol "
+            f"{tol:.3g}; {_REMEDY[status]}")
+
+
+class BTConvergenceWarning(RuntimeWarning):
+    """A BT fit stopped without meeting its gradient (KKT) certificate; the message says why."""
+
+
+def separable(X, y, sample_weight=None) -> bool:
+    r"""Whether the unpenalised BT MLE fails to exist, decided exactly from the data by an LP.
+
+    With ``a_i = s_i x_i`` (``s_i = 2 y_i - 1``, rows of positive weight), the likelihood is
+    unbounded above along a direction iff some ``theta`` has ``a_i^T theta >= 0`` for all i and
+    ``> 0`` for at least one (complete or quasi-complete separation; Albert & Anderson 1984).
+    We maximise :math:`\sum_i a_i^\top\theta` over :math:`\{a_i^\top\theta \ge 0,
+    \lVert\theta\rVert_\infty \le 1\}` (HiGHS) and verify the LP's answer in float64.
+    A direction in the null space of X (an all-zero column) is not an escape direction.
+    """
+    from scipy.optimize import linprog
+
+    X = np.asarray(X, dtype=np.float64)
+    s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    A = s[:, None] * X
+    if sample_weight is not None:
+        A = A[np.asarray(sample_weight) > 0]
+    if A.shape[0] == 0:
+        return False
+    amax = float(np.abs(A).max())
+    if amax == 0.0:
+        return False
+    A = A / amax
+    res = linprog(-A.sum(0), A_ub=-A, b_ub=np.zeros(A.shape[0]),
+                  bounds=[(-1.0, 1.0)] * A.shape[1], method="highs")
+    if res.status != 0 or res.x is None:
+        return False
+    t = A @ res.x
+    # The LP's feasibility tolerance is ~1e-7; accept its direction only if the margins are
+    # exactly non-negative up to round-off after rounding it (a genuine separating direction
+    # has margins of order 1 on the normalised rows).
+    return bool(t.max() > 1e-6 and t.min() >= -1e-12 * A.shape[1])
 
 
 # The rule for refreshing the Newton matrix and the BFGS update live with the compiled solver
@@ -142,6 +219,41 @@ def bfgs_update(H, s, y):
     return H - np.outer(Hs / sHs, Hs) + np.outer(y / ys, y)
 
 
+def _damped_step(H, g):
+    """Levenberg step ``-(H + delta I)^{-1} g``, smallest ``delta = 10^j 1e-12 max|H_ii|`` that
+    factorises (reference of :func:`simulator.kernels.newton_numba._damped_step`)."""
+    diag = np.abs(np.diag(H))
+    scale = float(diag.max()) if diag.size else 1.0
+    if not np.isfinite(scale):
+        return None
+    scale = scale if scale > 0 else 1.0
+    delta = 1e-12 * scale
+    eye = np.eye(H.shape[0])
+    for _ in range(40):
+        chol, info = _POTRF(H + delta * eye, lower=False, overwrite_a=False, clean=False)
+        if info == 0:
+            step, info = _POTRS(chol, -g, lower=False)
+            if info == 0:
+                return step
+        delta *= 10.0
+    return None
+
+
+def _newton_step(H, g):
+    """Cholesky Newton step and its slope ``g^T step``; None when H does not factorise or the
+    step is not a finite descent direction."""
+    if not np.all(np.isfinite(H)):
+        return None, 0.0
+    chol, info = _POTRF(H, lower=False, overwrite_a=False, clean=False)
+    if info != 0:
+        return None, 0.0
+    step, info = _POTRS(chol, -g, lower=False)
+    slope = float(g @ step)
+    if info != 0 or not np.isfinite(slope) or slope >= 0:
+        return None, 0.0
+    return step, slope
+
+
 def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     """Damped Newton with a lazily refreshed Hessian and Armijo backtracking on
     f + lam/2 ||theta||^2.
@@ -153,18 +265,23 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     as that is cheaper than a fresh Hessian; see
     :func:`simulator.kernels.newton_numba.refresh`).
 
-    Returns theta, f, ||g||, iterations, data passes, converged, separable, H, Hessian passes
-    and whether H is the Hessian at the returned theta (rather than a stale chord matrix).
+    A Newton matrix that does not factorise, or whose step finds no decrease, is replaced by the
+    exact Hessian at the same point; an exact Hessian that does not factorise (singular or
+    numerically indefinite) gives a Levenberg-damped step. Failure to factorise is never read as
+    separability: that is decided from the data (:func:`separable`).
+
+    Returns theta, f, ||g||, iterations, data passes, status (``newton_numba.CONVERGED`` ...), H,
+    Hessian passes and whether H is the Hessian at the returned theta (rather than a stale chord
+    matrix).
 
     This loop is the reference; the numba back-end runs the same algorithm compiled
     (:func:`simulator.kernels.newton_numba.newton`).
     """
     if backend == "numba":
         return _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init)
-    lgh, lg, loss_only = _kernels(backend)
-    from ..kernels.newton_numba import bfgs_update as _bfgs
-    from ..kernels.newton_numba import refresh as _refresh
+    from ..kernels import newton_numba as nn
 
+    lgh, lg, loss_only = _kernels(backend)
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
     eye = np.eye(theta.size)
 
@@ -176,34 +293,54 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
         f, g = lg(th, X, y, w)
         return f + 0.5 * lam * th @ th, g + lam * th
 
+    def exact_at(th):
+        nonlocal n_evals, n_hess
+        n_evals += 1
+        n_hess += 1
+        return fused(th)
+
     if H_init is None:
         f, g, H = fused(theta)
         n_hess, fresh = 1, True
     else:
         (f, g), H = fg(theta), H_init
         n_hess, fresh = 0, False
+    exact = fresh  # the numpy Hessian is float64: exact whenever it is fresh
     n_evals = 1
-    converged = separable = False
+    status = nn.MAX_ITER
+    force_fresh = tiny = False
     # Gradient-norm reduction of the last step; a given matrix is trusted for the first step.
     ratio = 1.0 if H_init is None else 0.0
     it = 0
     for it in range(1, max_iter + 1):
         gnorm = _norm(g)
+        if not (np.isfinite(f) and np.isfinite(gnorm)):
+            status = nn.NONFINITE
+            break
         if gnorm <= tol * scale:
-            converged = True
+            status = nn.CONVERGED
             it -= 1
             break
-        chol, info = _POTRF(H, lower=False, overwrite_a=False, clean=False)
-        if info != 0:
-            # Not positive definite: only when lam == 0 and curvature vanished (separable).
-            separable = True
+        step, slope = _newton_step(H, g)
+        if tiny and not exact:
+            step = None  # the last step did not move theta: check the point with the exact H
+        if step is None and not exact:
+            f, g, H = exact_at(theta)
+            fresh = exact = True
+            ratio = 1.0
+            step, slope = _newton_step(H, g)
+        if step is None:
+            step = _damped_step(H, g)
+            slope = float(g @ step) if step is not None else 0.0
+            if step is None or not np.isfinite(slope) or slope >= 0:
+                status = nn.NONFINITE
+                break
+            force_fresh = True
+        if exact and _norm(step) <= nn.ROUNDOFF_STEP * _norm(theta):
+            status = nn.ROUNDOFF
             break
-        step, info = _POTRS(chol, -g, lower=False)
-        slope = float(g @ step)
-        if info != 0 or not np.isfinite(slope) or slope >= 0:
-            separable = True
-            break
-        want_fresh = _refresh(ratio, gnorm, tol * scale, theta.size)
+        want_fresh = force_fresh or nn.refresh(ratio, gnorm, tol * scale, theta.size)
+        force_fresh = False
         t = 1.0
         while True:
             th_new = theta + t * step
@@ -225,13 +362,14 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
             t *= 0.5
             if t < 1e-12:
                 break
-        if t < 1e-12:
+        if t < 1e-12 and exact:
+            status = nn.STALLED
             break
-        if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):  # rejected chord step
-            f, g, H = fused(theta)
-            n_evals += 1
-            n_hess += 1
-            fresh, ratio = True, 1.0
+        if t < 1e-12 or f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):
+            # no decrease from a stale or chord matrix: redo the step with the exact Hessian
+            f, g, H = exact_at(theta)
+            fresh = exact = True
+            ratio = 1.0
             continue
         if t != 1.0:
             f_new, g_new, H_new = fused(th_new)
@@ -239,17 +377,18 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
             n_hess += 1
         ratio = _norm(g_new) / gnorm
         s_k, y_k = th_new - theta, g_new - g
+        tiny = _norm(s_k) <= nn.ROUNDOFF_STEP * _norm(theta)
         theta, f, g = th_new, f_new, g_new
         if H_new is not None:
-            H, fresh = H_new, True
+            H, fresh, exact = H_new, True, True
         else:
-            H, fresh = _bfgs(H, s_k, y_k), False
+            H, fresh, exact = nn.bfgs_update(H, s_k, y_k), False, False
         if lam == 0 and _norm(theta) > 1e8:
-            separable = True
+            status = nn.DIVERGING
             break
     else:
-        converged = _norm(g) <= tol * scale
-    return theta, f, _norm(g), it, n_evals, converged, separable, H, n_hess, fresh
+        status = nn.CONVERGED if _norm(g) <= tol * scale else nn.MAX_ITER
+    return theta, f, _norm(g), it, n_evals, status, H, n_hess, fresh
 
 
 def _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init):
@@ -257,12 +396,12 @@ def _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init):
 
     n, d = X.shape
     has_w = w is not None
-    th, f, gn, it, ne, conv, sep, H, nh, fresh = newton_numba.newton(
+    th, f, gn, it, ne, status, H, nh, fresh = newton_numba.newton(
         X, y, w if has_w else bt_numba._EMPTY, has_w, bt_numba._blocks(n), float(lam),
         np.array(theta, dtype=np.float64), float(tol), int(max_iter),
         np.zeros((d, d)) if H_init is None else np.ascontiguousarray(H_init, dtype=np.float64),
         H_init is not None, bt_numba.threaded(n, d, False), bt_numba.threaded(n, d, True))
-    return th, float(f), float(gn), int(it), int(ne), bool(conv), bool(sep), H, int(nh), bool(fresh)
+    return th, float(f), float(gn), int(it), int(ne), int(status), H, int(nh), bool(fresh)
 
 
 def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
@@ -335,26 +474,26 @@ def _pinned_blas(backend):
 
 def _fit_cpu(X, y, w, lam, theta, cold, norm_bound, tol, max_iter, backend):
     n, d = X.shape
+    scale = float(n if w is None else max(np.sum(w), 1e-300))
     H_init, n_warm = None, 0
     if cold and _warm_start_applies(n, d):
         theta, H_init, n_warm = _subsample_start(X, y, w, lam, max_iter, backend)
-    theta, f, gn, it, ne, conv, sep, _H, n_hess, _fr = _newton(X, y, w, lam, theta, tol, max_iter,
-                                                               backend, H_init)
+    theta, f, gn, it, ne, code, _H, n_hess, _fr = _newton(X, y, w, lam, theta, tol, max_iter,
+                                                          backend, H_init)
+    status = STATUS[code]
     ne += n_warm
-    if lam == 0 and not sep:
-        # If the estimate ranks every (positively weighted) comparison correctly, scaling it up
-        # keeps increasing the likelihood: the data are separable and the MLE does not exist,
-        # whatever the gradient test said (the gradient vanishes along the escape direction).
-        sep = _ranks_all_correctly(X, y, w, theta)
-    if sep or (lam == 0 and not conv):
-        warnings.warn(
-            "the unpenalised BT MLE does not exist or was not reached: the data look separable "
-            "(the likelihood keeps increasing along a direction). Use lam > 0 or a norm_bound.",
-            MLENotExistWarning, stacklevel=3)
-    fit = BTFit(theta, f, gn, it, ne, conv and not sep, n_hess=n_hess)
-    if norm_bound is None or np.linalg.norm(theta) <= norm_bound:
-        return fit
-    return _fit_norm_bound(X, y, w, lam, norm_bound, fit, tol, max_iter, backend)
+    if lam == 0 and _separability_suspected(X, y, w, theta, status):
+        if separable(X, y, w):
+            status = "separable"
+        elif status == "diverging":
+            status = "max_iter"  # not separable: the iterates were on their way (huge scale)
+    fit = BTFit(theta, f, gn, it, ne, status in CERTIFIED, n_hess=n_hess, status=status,
+                message=_message(status, gn, tol, scale))
+    if norm_bound is not None and (status == "separable" or np.linalg.norm(theta) > norm_bound):
+        return _fit_norm_bound(X, y, w, lam, norm_bound, fit, tol, max_iter, backend)
+    if status == "separable":
+        warnings.warn(fit.message, MLENotExistWarning, stacklevel=3)
+    return fit
 
 
 def _ranks_all_correctly(X, y, w, theta):
@@ -363,6 +502,19 @@ def _ranks_all_correctly(X, y, w, theta):
     t = (2.0 * y - 1.0) * (X @ theta)
     active = t if w is None else t[w > 0]
     return bool(active.size and active.min() > 0)
+
+
+def _separability_suspected(X, y, w, theta, status):
+    """Cheap triggers for the exact LP test (lam = 0 only): the iterates diverged or stopped
+    early, the estimate ranks every comparison correctly, or the float64 Hessian at the
+    estimate is (numerically) singular, as it is along a quasi-separating direction."""
+    if status not in CERTIFIED or _ranks_all_correctly(X, y, w, theta):
+        return True
+    if not np.all(np.isfinite(theta)):
+        return True
+    H = bt_objective(theta, X, y, 0.0, w)[2]
+    ev = np.linalg.eigvalsh(H)
+    return bool(ev[0] <= 1e-10 * max(ev[-1], 1e-300))
 
 
 def _subsample_start(X, y, w, lam, max_iter, backend):
@@ -382,9 +534,9 @@ def _subsample_start(X, y, w, lam, max_iter, backend):
     if _warm_start_applies(*Xs.shape):
         theta, H_init, _ = _subsample_start(Xs, ys, ws, lam_s, max_iter, backend)
     tol_s = WARM_START_TOL * math.sqrt(d / Xs.shape[0])
-    th_s, _f, _g, _it, _ne, conv, sep, H_s, _nh, fresh = _newton(Xs, ys, ws, lam_s, theta, tol_s,
-                                                                 max_iter, backend, H_init)
-    if sep or not conv or not np.all(np.isfinite(th_s)):
+    th_s, _f, _g, _it, _ne, code, H_s, _nh, fresh = _newton(Xs, ys, ws, lam_s, theta, tol_s,
+                                                            max_iter, backend, H_init)
+    if STATUS[code] not in CERTIFIED or not np.all(np.isfinite(th_s)):
         return np.zeros(d), None, 1  # e.g. a subsample without an MLE (lam = 0): start cold
     if not fresh:  # a Hessian at the subsample optimum is a better first matrix than a stale one
         H_s = _kernels(backend)[0](th_s, Xs, ys, ws)[2] + lam_s * np.eye(d)
@@ -399,29 +551,37 @@ def _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device):
         raise ValueError("norm_bound is not supported with backend='torch'; use 'numba'")
     res = fit_bt_batched(X[None], y[None], lam=lam, sample_weight=None if w is None else w[None],
                          theta_init=theta[None], tol=tol, max_iter=max_iter, device=device)
-    if lam == 0 and not res.converged[0]:
-        warnings.warn("the unpenalised BT MLE does not exist or was not reached: the data look "
-                      "separable. Use lam > 0.", MLENotExistWarning, stacklevel=3)
-    return BTFit(res.theta[0], float(res.objective[0]), float(res.grad_norm[0]),
-                 int(res.n_iter[0]), int(res.n_iter[0]) + 1, bool(res.converged[0]))
+    theta, gn = res.theta[0], float(res.grad_norm[0])
+    scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
+    status = "converged" if res.converged[0] else (
+        "max_iter" if int(res.n_iter[0]) >= max_iter else "stalled")
+    if lam == 0 and _separability_suspected(X, y, w, theta, status) and separable(X, y, w):
+        status = "separable"
+        warnings.warn(_message(status, gn, tol, scale), MLENotExistWarning, stacklevel=3)
+    return BTFit(theta, float(res.objective[0]), gn, int(res.n_iter[0]), int(res.n_iter[0]) + 1,
+                 status == "converged", status=status, message=_message(status, gn, tol, scale))
 
 
 def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):
-    # ||theta(mu)|| decreases in mu; bracket, then bisect on log(mu).
+    """``min f(theta) + lam/2 ||theta||^2 s.t. ||theta|| <= bound`` through its KKT condition:
+    the solution is the ridge solution at ``lam + mu`` for the multiplier ``mu > 0`` at which
+    ``||theta(mu)|| = bound``. ``||theta(mu)||`` decreases in mu: bracket, then bisect on
+    log(mu). Also the route when the unconstrained problem has no solution (separable data,
+    lam = 0): every ``mu > 0`` gives a strictly convex problem."""
     total_iter, total_evals = fit.n_iter, fit.n_evals
-    scale = float(X.shape[0] if w is None else np.sum(w))
+    scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
 
     def solve(mu, th0):
         nonlocal total_iter, total_evals
-        th, f, gn, it, ne, conv, *_ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend)
+        th, f, gn, it, ne, code, *_ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend)
         total_iter += it
         total_evals += ne
-        return th, f, gn, conv
+        return th, f, gn, STATUS[code]
 
     lo, hi = 0.0, max(1e-8 * scale, 1e-8)
-    th_hi = fit.theta
-    while True:
-        th_hi, f_hi, gn_hi, conv_hi = solve(hi, th_hi)
+    th_hi = fit.theta if np.all(np.isfinite(fit.theta)) else np.zeros_like(fit.theta)
+    for _ in range(400):
+        th_hi, f_hi, gn_hi, st_hi = solve(hi, th_hi)
         if np.linalg.norm(th_hi) <= bound:
             break
         lo, hi = hi, hi * 10.0
@@ -432,14 +592,18 @@ def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):
         mid = math.sqrt(lo * hi) if lo > 0 else hi / 10.0
         if lo == 0 and mid < 1e-14 * max(scale, 1.0):
             break
-        th_mid, f_mid, gn_mid, conv_mid = solve(mid, th)
+        th_mid, f_mid, gn_mid, st_mid = solve(mid, th)
         if np.linalg.norm(th_mid) > bound:
             lo = mid
         else:
-            hi, th_hi, f_hi, gn_hi, conv_hi = mid, th_mid, f_mid, gn_mid, conv_mid
+            hi, th_hi, f_hi, gn_hi, st_hi = mid, th_mid, f_mid, gn_mid, st_mid
         th = th_mid
         if abs(np.linalg.norm(th_hi) - bound) <= 1e-10 * bound:
             break
-    # Report the objective without the multiplier term: f(theta) + lam/2 ||theta||^2.
+    # Report the objective without the multiplier term: f(theta) + lam/2 ||theta||^2. The KKT
+    # residual is the gradient of the Lagrangian f + (lam + mu)/2 ||theta||^2, i.e. gn_hi.
     f_pen = f_hi - 0.5 * hi * th_hi @ th_hi
-    return BTFit(th_hi, float(f_pen), gn_hi, total_iter, total_evals, conv_hi, mu=hi)
+    on_bound = abs(np.linalg.norm(th_hi) - bound) <= 1e-8 * bound or lo == 0
+    status = st_hi if on_bound or st_hi not in CERTIFIED else "max_iter"
+    return BTFit(th_hi, float(f_pen), gn_hi, total_iter, total_evals, status in CERTIFIED,
+                 mu=hi, status=status, message=_message(status, gn_hi, tol, scale))

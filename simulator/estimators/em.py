@@ -149,9 +149,16 @@ class EMMixture(PreferenceEstimator):
         Per iteration of the kept restart: ``iter``, ``objective``, ``log_likelihood``, and with
         ``true_groups`` also ``purity`` and ``ari``.
     restart_objectives_ : array
+    kkt_residual_ : float
+        Stationarity residual of the EM objective at the returned parameters (gradient norm in
+        the parameters, plus the mixing weights' KKT residual for soft EM; see
+        :meth:`_kkt_residual`). Certifies a fixed point: EM stops on the objective's change
+        (soft) or unchanged assignments (hard), and this says how stationary that point is.
     B_, W_ : SharedRep factors (``m_step="sharedrep"`` only)
     n_iter_ : int
     converged_ : bool
+        The stopping test (``tol`` on the objective, or unchanged assignments) was met within
+        ``max_iter`` iterations.
     """
 
     def __init__(self, n_groups: int, variant: str = "soft", init: str | None = None,
@@ -209,8 +216,19 @@ class EMMixture(PreferenceEstimator):
                              f"with comparisons; data has {active} (n_users = {data.n_users})")
 
     # ---------------------------------------------------------------- fit
-    def fit(self, data, true_groups=None):
-        """Fit by EM over ``data.user``; ``true_groups`` (n_users,) records purity / ARI."""
+    _fit_params = ("true_groups",)
+
+    def fit(self, data, **fit_params):
+        """Fit by EM over ``data.user``; returns ``self``.
+
+        Parameters
+        ----------
+        data : PreferenceData
+        **fit_params
+            ``true_groups`` (n_users,), optional: a diagnostic only (each iteration's purity and
+            ARI are recorded in ``history_``); it does not change the fit.
+        """
+        true_groups = self._check_fit_params(fit_params)["true_groups"]
         data = check_data(data)
         self._validate(data)
         H, _K = data.n_users, int(self.n_groups)
@@ -236,10 +254,8 @@ class EMMixture(PreferenceEstimator):
             objs.append(run["objective"])
             if best is None or run["objective"] > best["objective"]:
                 best = run
-        for key, val in best.items():
-            setattr(self, key + "_", val)
-        self.restart_objectives_ = np.array(objs)
-        return self
+        return self._set_fitted(**{key + "_": val for key, val in best.items()},
+                                restart_objectives_=np.array(objs))
 
     def _initial_resp(self, data, init, rng):
         H, K = data.n_users, int(self.n_groups)
@@ -305,6 +321,45 @@ class EMMixture(PreferenceEstimator):
         return {"theta": (B @ W).T.copy(), "B": B, "W": W,
                 "penalty": 0.5 * self.lam * float(np.sum(B * B) + np.sum(W * W))}
 
+    def _kkt_residual(self, data, state, R, pi, active) -> float:
+        """Stationarity residual of the EM objective at the returned parameters.
+
+        By Fisher's identity the gradient of ``log sum_c pi_c exp(L[h, c])`` in ``theta_c`` is
+        ``sum_c R[h, c] grad L[h, c]`` with the responsibilities ``R`` of the final E-step, so
+        the gradient of the objective is the weighted BT gradient
+
+        ``G_c = sum_i R[user_i, c] s_i sigma(-s_i <theta_c, x_i>) x_i - lam theta_c``
+
+        (the hard variant's classification likelihood has the same gradient with one-hot ``R``
+        wherever the assignments are not tied). With the SharedRep M-step the parameters are
+        ``(B, W)`` with ``theta_c = B w_c``: ``grad_B = sum_c g_c w_c^T - lam B`` and
+        ``grad_{w_c} = B^T g_c - lam w_c``, for simplex weights replaced by the projected-gradient
+        residual ``w_c - P(w_c + grad_{w_c})``. Soft EM also has ``pi`` on the simplex; its KKT
+        residual is ``sum_h R[h, c] / pi_c - H`` (H active users). The result is the Euclidean
+        norm of all parts, on the *summed* objective (the scale of ``fit_bt``'s ``grad_norm``).
+        """
+        theta = state["theta"]
+        s = 2.0 * data.y.astype(np.float64) - 1.0
+        t = s[:, None] * (data.X @ theta.T)                    # (n, K) signed margins
+        coef = R[data.user] * s[:, None] * 0.5 * (1.0 - np.tanh(0.5 * t))  # R sigma(-t) s
+        G = coef.T @ data.X                                    # (K, d): unpenalised gradients
+        parts = []
+        if self.m_step == "separate":
+            parts.append(G - self.lam * theta)
+        else:
+            B, W = state["B"], state["W"]
+            parts.append(G.T @ W.T - self.lam * B)
+            gW = B.T @ G.T - self.lam * W                      # (k, K)
+            if self.weights == "simplex":
+                from .sharedrep import project_simplex
+
+                gW = W - project_simplex((W + gW).T).T
+            parts.append(gW)
+        if self.variant == "soft":
+            mass = R[active].sum(axis=0)
+            parts.append(mass / np.maximum(pi, 1e-300) - mass.sum())
+        return float(np.sqrt(sum(np.sum(p * p) for p in parts)))
+
     def _run(self, data, init, max_iter, rng, true_groups, estep=None):
         H, K, d = data.n_users, int(self.n_groups), data.d
         hard = self.variant == "hard"
@@ -358,7 +413,8 @@ class EMMixture(PreferenceEstimator):
             pi = np.bincount(labels[active], minlength=K) / max(int(active.sum()), 1)
         out = {"theta": state["theta"], "assignments": labels, "responsibilities": R_new,
                "mixing_weights": pi, "log_likelihood": ll, "objective": obj,
-               "history": history, "n_iter": n_m, "converged": converged}
+               "history": history, "n_iter": n_m, "converged": converged,
+               "kkt_residual": self._kkt_residual(data, state, R_new, pi, active)}
         if self.m_step == "sharedrep":
             from .sharedrep import _orthonormalise
 

@@ -7,11 +7,12 @@ because the exact constraint set of the paper could not be checked against the P
 
     \min_{B \in \mathbb{R}^{d\times k},\ w_u \in \mathcal{W}}
     F(B, W) = -\sum_{u=1}^{U} \sum_{i \in D_u} c_i \log\sigma\big(s_i \langle B w_u, x_i\rangle\big)
-              + \frac{\lambda}{2}\big(\lVert B\rVert_F^2 + \lVert W\rVert_F^2\big),
+              + \frac{\lambda_B}{2}\lVert B\rVert_F^2 + \frac{\lambda}{2}\lVert W\rVert_F^2,
 
-with ``s_i = 2 y_i - 1``, optional weights ``c_i`` (EM responsibilities), ``theta_u = B w_u`` and
-``W = [w_1 ... w_U]``. ``weights="simplex"``: :math:`\mathcal{W} = \Delta^{k-1}` (the paper's
-model, sec. 1.2); ``weights="free"``: :math:`\mathcal{W} = \mathbb{R}^k` (the official code's head).
+with ``lambda_B = lambda`` unless ``vertex_lam`` is given, ``s_i = 2 y_i - 1``, optional weights
+``c_i`` (EM responsibilities), ``theta_u = B w_u`` and ``W = [w_1 ... w_U]``.
+``weights="simplex"``: :math:`\mathcal{W} = \Delta^{k-1}` (the paper's model, sec. 1.2);
+``weights="free"``: :math:`\mathcal{W} = \mathbb{R}^k` (the official code's head).
 
 Scale convention for the simplex
 --------------------------------
@@ -20,7 +21,11 @@ the simplex and lets the columns of ``B`` carry any norm (so ``theta_u`` lies in
 of the columns of ``B``; the signal is absorbed by B). The learned factors in this form are
 ``B_raw_`` and ``W_raw_`` (columns of ``W_raw_`` on the simplex). The reported ``B_`` is the
 orthonormalised basis ``B_raw_ = B_ R`` (thin QR, ``diag(R) >= 0``) and ``W_ = R W_raw_``, so
-``theta_ = (B_ W_)^T = (B_raw_ W_raw_)^T`` is unchanged.
+``theta_ = (B_ W_)^T = (B_raw_ W_raw_)^T`` is unchanged. With ``W`` on the simplex
+``||W||_F^2`` is bounded, so ``lambda`` hardly pins the vertices' scale; ``vertex_lam`` (a ridge
+on ``B`` alone; class docstring) does.
+
+Few-shot: :meth:`SharedRep.fit_new_users` fits new users' weights with ``B_raw_`` fixed.
 
 Solvers
 -------
@@ -29,9 +34,22 @@ Solvers
 * given B, each ``w_u`` solves a k-dimensional BT problem on features ``X_u B``: free weights by
   :func:`~simulator.estimators.bt.fit_bt` (Newton), simplex weights by projected (proximal)
   Newton: the Newton model is minimised over the simplex (accelerated projected gradient on the
-  k-dimensional quadratic), followed by an Armijo line search along the feasible direction;
+  k-dimensional quadratic), followed by an Armijo line search along the feasible direction.
+  Many small groups (users with tens of comparisons; ``W_STEP_BLOCKS_GROUPS``) solve all
+  groups in one vectorised :func:`~simulator.estimators.bt_blocks.fit_bt_blocks` call instead,
+  to the same certificate (``W_STEP_TOL``);
 * given W, ``vec(B)`` (column-major) solves a (d k)-dimensional BT problem on features
-  ``kron(w_{g_i}, x_i)`` by :func:`fit_bt`;
+  ``kron(w_{g_i}, x_i)``, by Newton with the Kronecker-structured Hessian
+  ``sum_u kron(w_u w_u^T, X_u^T D_u X_u)`` (:func:`_b_step_structured`; the design is never
+  formed; vectorised over the rows with batched per-group Grams beyond
+  ``B_STEP_VECTORISE_GROUPS`` groups; the numpy back-end, the reference, forms it and calls
+  :func:`fit_bt`). When ``d k > B_STEP_MATFREE_DK`` (embedding-sized d) both back-ends run
+  matrix-free Newton-CG instead (:func:`_b_step_matfree`: products with the Kronecker design
+  only, O(n d k) memory), warm-started from the current B. The spectral start works in the
+  span of the groups' means when d is large (``SPECTRAL_LOWRANK_D``);
+* after every sweep from the second on, an extrapolated point ``(B, W) + beta * step`` is tried
+  and kept only if it lowers ``F`` (``accelerate=True``; Ang & Gillis 2019; constants and
+  measurements at ``EXTRAPOLATION_START``);
 * initialisation: restart 0 is spectral (method of moments): with ``m_u^{(1)}, m_u^{(2)}`` the
   averages of ``s_i x_i`` over two halves of group u's data (``E[s x] ∝ Sigma theta_u`` for
   Gaussian X, Stein's lemma), ``B0`` = top-k eigenvectors of
@@ -39,6 +57,9 @@ Solvers
   other restarts draw a Haar-random ``B0``. For simplex weights the free problem is solved first
   and its weights are mapped onto the simplex by vertex hunting (successive projection
   algorithm: k extreme groups become the vertices), then the simplex problem is solved from there.
+  A restart whose free optimum meets an earlier restart's (``RESTART_DUPLICATE_TOL``) would
+  start its simplex phase from the same point, so it is not run again
+  (``restart_duplicate_of_``).
 * stop when the relative change of ``F`` over one sweep is ``<= tol``; the best of the restarts
   (lowest ``F``) is kept. Every sweep cannot increase ``F`` (each block is solved exactly from a
   warm start); ``history_`` records it.
@@ -53,8 +74,9 @@ and ``phi(x, y0) = -X / 2`` (the bias cancels without tanh). Simplex weights are
 each row of the second layer onto the simplex after every step (the official code has free
 weights). torch on CPU, float64, seeded from ``seed``.
 
-Back-ends (altmin only): ``backend="numba"`` (default) and ``"numpy"`` solve every block with
-:func:`~simulator.estimators.bt.fit_bt`; ``backend="torch"`` runs the same sweeps with the batched
+Back-ends (altmin only): ``backend="numba"`` (default) and ``"numpy"`` solve the W-blocks with
+:func:`~simulator.estimators.bt.fit_bt` (numba: the B-step by :func:`_b_step_structured`, one
+BLAS thread for the whole fit); ``backend="torch"`` runs the same sweeps with the batched
 torch kernel :func:`simulator.kernels.torch_sharedrep.altmin_batched` on ``device`` (the B-step
 uses the Kronecker structure of its Hessian instead of forming the (n, d k) design; results agree
 with numba to ~1e-9 relative in float64). :func:`simulator.estimators.batched.fit_many` fits many
@@ -67,10 +89,13 @@ import numpy as np
 from numba import njit
 
 from ..seeding import as_seed_sequence
-from .base import PreferenceEstimator, check_data
+from .base import NewUsersFit, PreferenceEstimator, check_data
 from .bt import bt_objective, fit_bt
+from .bt_blocks import fit_bt_blocks
+from .bt_matfree import fit_bt_matfree, kron_operator
 
-__all__ = ["SharedRep", "project_simplex", "sharedrep_objective"]
+__all__ = ["SharedRep", "project_simplex", "sharedrep_kkt_residual", "sharedrep_objective",
+           "simplex_kkt_residual"]
 
 WEIGHTS = ("simplex", "free")
 SOLVERS = ("altmin", "joint")
@@ -134,7 +159,13 @@ def _simplex_qp(g, H, w, max_iter, tol):
 
 
 def _fit_simplex(Z, y, sw, lam, w0, tol, max_iter):
-    """Projected Newton for the k-dimensional BT problem with ``w`` on the simplex."""
+    """Projected Newton for the k-dimensional BT problem with ``w`` on the simplex.
+
+    Converged when the KKT residual :func:`simplex_kkt_residual` (``scale = sum(c)``) is
+    ``<= tol * sum(c)``: the simplex analogue of :func:`~.bt.fit_bt`'s test on the mean
+    objective's gradient (and the only way to report convergence).
+    Returns ``(w, objective, iterations, converged)``.
+    """
     Z = np.ascontiguousarray(Z)
     scale = float(Z.shape[0] if sw is None else max(sw.sum(), 1e-300))
     w = project_simplex(w0)
@@ -147,12 +178,19 @@ def _fit_simplex(Z, y, sw, lam, w0, tol, max_iter):
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (it is returned)
+        if simplex_kkt_residual(w, g, scale) <= tol * scale:
+            converged = True
+            it -= 1
+            break
         v = _simplex_qp(g, H, w, 2000, 1e-14)
         d = v - w
         dec = -float(g @ d)
-        if dec <= tol * scale or not np.isfinite(dec):
-            converged = True
-            break
+        if not np.isfinite(dec) or dec < -1e-12 * max(abs(f), 1.0):
+            break  # no descent direction found: not certified
+        # A predicted decrease at the objective's round-off (even of either sign, seen: -7e-17
+        # with a KKT residual 6e-9 that the step brings to 1e-12) is still taken: the Armijo
+        # test below has a 1e-13 relative slack, and the KKT test above, on the exact gradient,
+        # decides.
         t = 1.0
         while True:
             wn = w + t * d
@@ -165,11 +203,25 @@ def _fit_simplex(Z, y, sw, lam, w0, tol, max_iter):
             if t < 1e-12:
                 break
         if t < 1e-12:
-            converged = True  # no further decrease available at machine precision
-            break
+            break  # no decrease even within round-off: not certified
         w = project_simplex(wn)  # stays feasible; the projection only removes round-off
         f, g, H = full(w)
     return w, f, it, converged
+
+
+def simplex_kkt_residual(w, grad, scale=1.0) -> float:
+    r"""KKT residual of ``min f(w)`` over the simplex at ``w``: ``scale * ||w - P(w - grad / scale)||``.
+
+    ``P`` is the Euclidean projection onto the simplex. The residual is zero exactly at the KKT
+    points (``w = P(w - t grad)`` for every ``t > 0`` there: ``grad_j = nu`` on the support of
+    ``w`` and ``grad_j >= nu`` off it, for one multiplier ``nu``); for an interior ``w`` it is the
+    norm of the gradient's component along the simplex, ``||grad - mean(grad) 1||``, for any
+    ``scale`` small enough to keep the step inside. With ``grad`` the gradient of a *sum*
+    objective over ``m`` comparisons pass ``scale = m``: the step is then the mean objective's
+    gradient and the residual is in the units of the sum objective's gradient norm.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    return float(scale * np.linalg.norm(w - project_simplex(w - np.asarray(grad) / scale)))
 
 
 # --------------------------------------------------------------------------- objective
@@ -177,13 +229,44 @@ def _margins(X, g, B, W):
     return np.einsum("ij,ij->i", X @ B, W.T[g])
 
 
-def sharedrep_objective(X, y, group, B, W, lam=0.0, sample_weight=None) -> float:
-    """Reference value of ``F(B, W)`` (module docstring)."""
+def sharedrep_objective(X, y, group, B, W, lam=0.0, sample_weight=None, lam_B=None) -> float:
+    """Reference value of ``F(B, W)`` (module docstring); ``lam_B`` (default ``lam``) is the
+    ridge on ``B`` (``vertex_lam`` of :class:`SharedRep`)."""
     t = (2.0 * np.asarray(y, dtype=np.float64) - 1.0) * _margins(X, group, B, W)
     terms = np.logaddexp(0.0, -t)
     if sample_weight is not None:
         terms = terms * sample_weight
-    return float(terms.sum() + 0.5 * lam * (np.sum(B * B) + np.sum(W * W)))
+    lam_B = lam if lam_B is None else lam_B
+    return float(terms.sum() + 0.5 * lam_B * np.sum(B * B) + 0.5 * lam * np.sum(W * W))
+
+
+def sharedrep_kkt_residual(X, y, group, B, W, lam, sample_weight=None, lam_B=None,
+                           simplex=False) -> float:
+    """KKT residual of ``F`` (module docstring) at ``(B, W)``, in the units of its gradient.
+
+    ``sqrt(||grad_B F||_F^2 + sum_u r_u^2)`` with ``r_u`` the norm of ``grad_{w_u} F`` (free
+    weights) or :func:`simplex_kkt_residual` of it with ``scale = sum of group u's weights``
+    (simplex weights). Zero exactly at the stationary (KKT) points of the problem.
+    """
+    lam_B = lam if lam_B is None else lam_B
+    s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    Wg = W.T[group]  # (n, k)
+    Z = X @ B
+    t = s * np.einsum("ij,ij->i", Z, Wg)
+    q = -s * 0.5 * (1.0 - np.tanh(0.5 * t))  # d/dm of softplus(-s m)
+    c = np.ones_like(q) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    q = q * c
+    gB = X.T @ (q[:, None] * Wg) + lam_B * B
+    gW = np.zeros_like(W)
+    np.add.at(gW.T, group, q[:, None] * Z)
+    gW += lam * W
+    if simplex:
+        m = np.bincount(group, weights=c, minlength=W.shape[1])
+        r = [simplex_kkt_residual(W[:, u], gW[:, u], max(m[u], 1e-300))
+             for u in range(W.shape[1])]
+    else:
+        r = np.linalg.norm(gW, axis=0)
+    return float(np.sqrt(np.sum(gB * gB) + np.sum(np.square(r))))
 
 
 def _kron_features(X, g, W):
@@ -191,6 +274,378 @@ def _kron_features(X, g, W):
     n, _d = X.shape
     Wg = W.T[g]  # (n, k)
     return (Wg[:, :, None] * X[:, None, :]).reshape(n, -1)
+
+
+# Chord rule of the structured B-step: keep the Newton matrix while the gradient norm shrinks at
+# least this much per step (as the torch kernel's CHORD_RATIO).
+B_STEP_CHORD_RATIO = 0.05
+
+
+def _group_bounds(g, U):
+    """Row bounds of each group in group-sorted data: group u is rows ``b[u]:b[u + 1]``."""
+    return np.concatenate([[0], np.cumsum(np.bincount(g, minlength=U))]).astype(np.int64)
+
+
+# Spectral initialisation: the dense (2U x n) averaging matrix is used up to this many entries
+# (80 MB; the figures' sizes), a sparse one beyond; with d above SPECTRAL_LOWRANK_D (and 2U < d)
+# the rank-2U moment matrix is eigen-decomposed in the span of the means (a d x d eigh at
+# d = 4096 costs minutes on one thread).
+SPECTRAL_DENSE_MAX = 10_000_000
+SPECTRAL_LOWRANK_D = 1024
+
+# Stopping tolerance of the W- and B-blocks: the mean objective's gradient (free) or the
+# simplex KKT residual at step 1 / n_u (:func:`simplex_kkt_residual`) at most this.
+W_STEP_TOL = 1e-10
+# When the W-step solves all groups in one vectorised fit_bt_blocks call instead of one solver
+# call per group (_use_weight_blocks): simplex weights (or the numpy back-end) with more than
+# W_STEP_BLOCKS_GROUPS groups of at most W_STEP_BLOCKS_ROWS rows on average. fit_bt_blocks
+# costs ~0.6 us a row a W-step (per-unit bincount sums), the per-group loop ~0.2 ms a group for
+# simplex weights (_fit_simplex) and ~0.03 ms for free ones (compiled fit_bt). One W-step from
+# a perturbed optimum, d = 64, k = 4, 2 cores, loop / blocks in ms: simplex U = 5, n = 1e5:
+# 17 / 52; U = 128, n = 1e5: 41 / 66; U = 100, n = 2e4: 23 / 19; U = 200, n = 2e4: 42 / 23;
+# U = 1000, n = 2e4: 335 / 88. Free: U = 5, n = 1e5: 9 / 73; U = 1000, n = 2e4: 32 / 44, so
+# free weights keep the compiled loop.
+W_STEP_BLOCKS_GROUPS = 32
+W_STEP_BLOCKS_ROWS = 250
+
+
+def _use_weight_blocks(n, U, simplex, backend):
+    """Whether the W-step runs :func:`_fit_weight_blocks` (see ``W_STEP_BLOCKS_GROUPS``)."""
+    return ((simplex or backend == "numpy") and U > W_STEP_BLOCKS_GROUPS
+            and n <= W_STEP_BLOCKS_ROWS * U)
+
+
+def _fit_weight_blocks(Z, y, g, U, sw, lam, W0, simplex, max_iter=100):
+    """Every group's weights given ``Z = X B``: one :func:`~.bt_blocks.fit_bt_blocks` call.
+
+    The certificate is :data:`W_STEP_TOL` on the scale of the per-group solvers it replaces
+    (:func:`~.bt.fit_bt`: ``||g_u|| <= tol n_u``; :func:`_fit_simplex`: ``||w - P(w - g_u /
+    n_u)|| <= tol``, ``n_u`` the group's total weight). ``fit_bt_blocks`` measures against
+    ``max(n_u, 1)``; with weights summing below 1 in a group the tolerance passed is scaled down
+    by the smallest such sum, which implies both tests (the simplex residual at step ``t`` over
+    ``t`` does not increase with ``t``). Free weights keep a ridge of at least ``1e-12`` as
+    before. Returns the :class:`~.bt_blocks.BlocksFit` (W is (U, k)).
+    """
+    tol = W_STEP_TOL
+    if sw is not None:
+        m = np.bincount(g, weights=sw, minlength=U)
+        m = m[m > 0]
+        if m.size:
+            tol *= min(1.0, float(m.min()))
+    return fit_bt_blocks(Z, y, g, U, lam=float(lam) if simplex else max(float(lam), 1e-12),
+                         sample_weight=sw, W0=W0, constraint="simplex" if simplex else None,
+                         tol=tol, max_iter=max_iter)
+
+
+def _b_step_matfree(X, y, g, sw, B, W, lam, tol):
+    """The B-step by matrix-free Newton-CG on the Kronecker design (wide ``d k``).
+
+    Same objective and certificate (``||grad|| <= tol sum(c)``) as :func:`_b_step_structured`;
+    products with ``kron(w_{g_i}, x_i)`` cost ``n d k`` (:func:`~.bt_matfree.kron_operator`), so
+    neither the (n, d k) design nor the (d k)^2 Hessian is formed. Warm-started from ``B``.
+    """
+    d, k = B.shape
+    fit = fit_bt_matfree(kron_operator(X, g, W), y, lam=lam, sample_weight=sw,
+                         theta_init=B.T.ravel(), tol=tol, max_iter=100)
+    return fit.theta.reshape(k, d).T.copy()
+
+
+# B-steps with more groups than this use row-vectorised margins and gradients and a padded,
+# batched per-group Gram for the Hessian instead of a Python loop over the groups (the loop
+# costs ~0.1 ms a group a pass: 1 s a Hessian at 10,000 users). One B-step from a perturbed
+# optimum, n = 2e4, d = 64, k = 4, grouped / vectorised: U = 32: 37 / 48 ms; U = 100: 53 / 48
+# ms; U = 1000: 289 / 134 ms. The figures have U <= 10, so they keep the loop (and its
+# arithmetic) exactly.
+B_STEP_VECTORISE_GROUPS = 64
+# Width of the B-step (d * k) above which it runs matrix-free Newton-CG
+# (:func:`~.bt_matfree.fit_bt_matfree` on :func:`~.bt_matfree.kron_operator`) instead of Newton
+# with the dense (d k)^2 Hessian. Measured (2 cores, one BLAS thread, n = 3000 comparisons,
+# U = 5, one B-step from a random start, lam = 1e-3, structured / matrix-free): d k = 512: 0.05 /
+# 0.05 s; 1024: 0.7 / 2.9 s; 1920 (d = 384, k = 5): 3.2 / 9.7 s; 2048 (d = 512, k = 4): 5.0 /
+# 3.0 s. Above the threshold the (d k)^2 Hessian (32 MB at 2000) and its Cholesky grow as
+# (d k)^2 and (d k)^3; the CG cost grows as n d k per product. Agreement and fits at d = 1024
+# and 4096: tests/estimators/test_sharedrep_wide.py.
+B_STEP_MATFREE_DK = 2000
+# Groups of the padded Gram processed at once (bounds its memory: chunk * max_rows * d).
+_GRAM_CHUNK = 1024
+
+
+def _b_step_structured(X, y, sw, bounds, B, W, lam, tol, max_iter=100):
+    r"""Solve the B-step (given W) by Newton with the Kronecker-structured Hessian.
+
+    The B-step minimises, over ``vec(B)`` (column-major),
+    ``f(B) = sum_u sum_{i in D_u} c_i softplus(-s_i x_i^T B w_u) + lam/2 ||B||_F^2``: the BT
+    objective of :mod:`.bt` on the features ``kron(w_{g_i}, x_i)``. Its gradient is
+    ``sum_u r_u w_u^T + lam B`` with ``r_u = X_u^T q_u`` and its Hessian
+    ``sum_u kron(w_u w_u^T, X_u^T diag(h_u) X_u) + lam I`` (``q``, ``h``: first and second
+    derivatives of the loss in the margin), so a pass costs ``n d^2`` flops for the Hessian and
+    ``n d`` for the value and gradient instead of ``n (d k)^2`` and ``n d k`` on the (n, d k)
+    design, which is never formed. With more than :data:`B_STEP_VECTORISE_GROUPS` groups the
+    passes are vectorised over the rows (``n d k`` for the value and gradient) and the per-group
+    Grams are formed in batches (:func:`_kron_hessian_batched`).
+
+    Same algorithm and stopping test as :func:`~.bt.fit_bt`: damped Newton, Armijo backtracking,
+    the Newton matrix kept while the gradient norm contracts by :data:`B_STEP_CHORD_RATIO` per
+    step (a kept matrix whose step fails the Armijo test is refreshed instead of backtracked),
+    converged when ``||grad|| <= tol * sum(c)``.
+
+    Parameters
+    ----------
+    X : array (n, d)
+        Features, rows sorted by group (group ``u`` is ``X[bounds[u]:bounds[u + 1]]``).
+    y : array (n,) int8
+    sw : array (n,) or None
+        Weights ``c_i``.
+    bounds : array (U + 1,)
+    B : array (d, k)
+        Warm start.
+    W : array (k, U)
+    lam : float > 0
+    tol : float
+    max_iter : int
+
+    Returns
+    -------
+    array (d, k)
+    """
+    d, k = B.shape
+    U = W.shape[1]
+    s = 2.0 * y - 1.0
+    scale = float(X.shape[0] if sw is None else max(sw.sum(), 1e-300))
+    if U > B_STEP_VECTORISE_GROUPS:
+        margins, loss, fg, hess = _b_step_passes_vectorised(X, s, sw, bounds, W, lam)
+    else:
+        margins, loss, fg, hess = _b_step_passes_grouped(X, s, sw, bounds, W, lam)
+
+    def unvec(theta):
+        return theta.reshape(k, d).T
+
+    from scipy.linalg import cho_factor, cho_solve
+
+    theta = B.T.ravel().copy()
+    f, g, ts = fg(unvec(theta))
+    H, fresh = hess(ts), True
+    for _it in range(int(max_iter)):
+        gnorm = float(np.linalg.norm(g))
+        if gnorm <= tol * scale:
+            break
+        try:
+            step = -cho_solve(cho_factor(H), g)
+        except np.linalg.LinAlgError:
+            if not fresh:
+                H, fresh = hess(margins(unvec(theta))), True
+                continue
+            break  # H = Hessian + lam I with lam > 0 is positive definite; round-off only
+        slope = float(g @ step)
+        if not (np.isfinite(slope) and slope < 0):
+            break
+        t = 1.0
+        while True:
+            cand = theta + t * step
+            f_new = loss(margins(unvec(cand))) + 0.5 * lam * float(cand @ cand)
+            if f_new <= f + 1e-4 * t * slope + 1e-13 * abs(f):
+                break
+            if not fresh:
+                break
+            t *= 0.5
+            if t < 1e-12:
+                break
+        if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):
+            if fresh:
+                break  # no decrease available at machine precision
+            H, fresh = hess(margins(unvec(theta))), True  # a stale matrix gave a poor step
+            continue
+        theta = cand
+        f, g, ts = fg(unvec(theta))
+        if float(np.linalg.norm(g)) > B_STEP_CHORD_RATIO * gnorm:
+            H, fresh = hess(ts), True
+        else:
+            fresh = False
+    return unvec(theta).copy()
+
+
+def _b_step_passes_grouped(X, s, sw, bounds, W, lam):
+    """The B-step's margins, loss, (value, gradient) and Hessian, one group at a time."""
+    d = X.shape[1]
+    k, U = W.shape
+    groups = [(u, slice(int(bounds[u]), int(bounds[u + 1]))) for u in range(U)
+              if bounds[u + 1] > bounds[u]]
+
+    def margins(Bm):
+        V = Bm @ W  # (d, U): theta_u
+        return [(u, rows, s[rows] * (X[rows] @ V[:, u])) for u, rows in groups]
+
+    def loss(ts):
+        f = 0.0
+        for _u, rows, t in ts:
+            ls = np.logaddexp(0.0, -t)
+            f += float(ls.sum() if sw is None else sw[rows] @ ls)
+        return f
+
+    def fg(Bm):
+        ts = margins(Bm)
+        G = lam * Bm
+        for u, rows, t in ts:
+            q = -s[rows] * (0.5 * (1.0 - np.tanh(0.5 * t)))  # d/dm softplus(-s m) = -s sigma(-t)
+            if sw is not None:
+                q = q * sw[rows]
+            G += np.outer(X[rows].T @ q, W[:, u])
+        return loss(ts) + 0.5 * lam * float(np.sum(Bm * Bm)), G.T.ravel(), ts
+
+    def hess(ts):
+        H = lam * np.eye(d * k)
+        for u, rows, t in ts:
+            p = 0.5 * (1.0 + np.tanh(0.5 * t))
+            h = p * (1.0 - p)
+            if sw is not None:
+                h = h * sw[rows]
+            Xu = X[rows]
+            Gu = (Xu * h[:, None]).T @ Xu
+            H += np.kron(np.outer(W[:, u], W[:, u]), Gu)
+        return H
+
+    return margins, loss, fg, hess
+
+
+def _b_step_passes_vectorised(X, s, sw, bounds, W, lam):
+    """As :func:`_b_step_passes_grouped`, vectorised over the rows (many small groups)."""
+    sizes = np.diff(bounds)
+    gi = np.repeat(np.arange(W.shape[1]), sizes)
+    Wg = np.ascontiguousarray(W.T[gi])  # (n, k)
+    layout = _padded_layout(bounds)
+    if layout.size > 4 * X.shape[0] + 1024:
+        layout = None  # sizes too uneven to pad: one weighted Gram per pair of traits
+
+    def margins(Bm):
+        return s * np.einsum("ij,ij->i", X @ Bm, Wg)
+
+    def loss(t):
+        ls = np.logaddexp(0.0, -t)
+        return float(ls.sum() if sw is None else sw @ ls)
+
+    def fg(Bm):
+        t = margins(Bm)
+        q = -s * (0.5 * (1.0 - np.tanh(0.5 * t)))
+        if sw is not None:
+            q = q * sw
+        G = lam * Bm + X.T @ (q[:, None] * Wg)
+        return loss(t) + 0.5 * lam * float(np.sum(Bm * Bm)), G.T.ravel(), t
+
+    def hess(t):
+        p = 0.5 * (1.0 + np.tanh(0.5 * t))
+        h = p * (1.0 - p)
+        if sw is not None:
+            h = h * sw
+        return (_kron_hessian_batched(X, h, W, layout, Wg)
+                + lam * np.eye(X.shape[1] * W.shape[0]))
+
+    return margins, loss, fg, hess
+
+
+def _padded_layout(bounds):
+    """Row index (U, m) of each group's rows padded to the largest group (-1 = padding)."""
+    sizes = np.diff(bounds)
+    m = int(sizes.max()) if sizes.size else 0
+    j = np.arange(m)
+    idx = bounds[:-1, None] + j[None, :]
+    return np.where(j[None, :] < sizes[:, None], idx, -1)
+
+
+def _kron_hessian_batched(X, h, W, layout, Wg=None):
+    r"""``sum_u kron(w_u w_u^T, X_u^T diag(h_u) X_u)`` (d k, d k) from batched per-group Grams.
+
+    The groups' rows are gathered into a zero-padded (chunk, m, d) array, their Grams formed by
+    one batched product and contracted with the ``w_u w_u^T`` by one matrix product:
+    ``n_pad d^2 + U k^2 d^2`` flops (``n_pad = U m``). ``layout=None`` (group sizes too uneven
+    to pad) forms the (a, b) block as ``X^T diag(h w_{g_i,a} w_{g_i,b}) X`` from ``Wg`` (n, k),
+    each row's group weights, instead (``k (k + 1) n d^2`` flops).
+    """
+    d = X.shape[1]
+    k, U = W.shape
+    if layout is None:
+        H = np.empty((k, d, k, d))
+        for a in range(k):
+            for b in range(a, k):
+                blk = (X * (h * Wg[:, a] * Wg[:, b])[:, None]).T @ X
+                H[a, :, b, :] = blk
+                H[b, :, a, :] = blk.T
+        return H.reshape(k * d, k * d)
+    acc = np.zeros((k * k, d * d))
+    WW = np.einsum("au,bu->uab", W, W).reshape(U, k * k)
+    equal = layout.size == X.shape[0]  # every group has m rows: (U, m, d) is a view of X
+    for c0 in range(0, U, _GRAM_CHUNK):
+        lay = layout[c0:c0 + _GRAM_CHUNK]
+        if equal:
+            r0, r1 = c0 * layout.shape[1], (c0 + lay.shape[0]) * layout.shape[1]
+            Xp = X[r0:r1].reshape(lay.shape[0], layout.shape[1], d)
+            hp = h[r0:r1].reshape(lay.shape[0], layout.shape[1])
+        else:
+            pad = lay < 0
+            rows = np.where(pad, 0, lay)
+            Xp = X[rows]  # (c, m, d)
+            hp = np.where(pad, 0.0, h[rows])
+        G = np.matmul((Xp * hp[:, :, None]).transpose(0, 2, 1), Xp)  # (c, d, d)
+        acc += WW[c0:c0 + _GRAM_CHUNK].T @ G.reshape(G.shape[0], d * d)
+    return acc.reshape(k, k, d, d).transpose(0, 2, 1, 3).reshape(k * d, k * d)
+
+
+# Extrapolated altmin (Ang & Gillis 2019, "Accelerating nonnegative matrix factorization
+# algorithms using extrapolation", Neural Computation 31(2)): after every sweep from the second
+# on, the point (B, W) + beta * (last sweep's step) is tried and kept only if it lowers F, so F
+# still never increases and every fixed point is one of plain altmin. beta grows by
+# EXTRAPOLATION_GROW after a success (up to EXTRAPOLATION_MAX) and shrinks by
+# EXTRAPOLATION_SHRINK after a failure (down to EXTRAPOLATION_MIN). One extra evaluation of F
+# per sweep (n d k flops, a few per cent of a sweep). Measured at n = 1e5, d = 64, k = 4, U = 5
+# (simplex population, seeds 0 and 1, one restart): sweeps 27 -> 16 and 42 -> 20, with a lower
+# final F (by 7e-3 and 1e-2; plain altmin's relative-change test stopped it early on its slow
+# tail). A converged sweep is never extrapolated, so the returned W is an exact W-step.
+EXTRAPOLATION_START = 1.0
+EXTRAPOLATION_GROW = 1.5
+EXTRAPOLATION_MAX = 8.0
+EXTRAPOLATION_SHRINK = 0.5
+EXTRAPOLATION_MIN = 0.25
+
+
+def extrapolation_update(f_extrapolated, f_new, beta):
+    """(keep the extrapolated point?, next beta): the rule shared by both altmin back-ends."""
+    if f_extrapolated < f_new:
+        return True, min(beta * EXTRAPOLATION_GROW, EXTRAPOLATION_MAX)
+    return False, max(beta * EXTRAPOLATION_SHRINK, EXTRAPOLATION_MIN)
+
+
+def _extrapolate(fobj, B, W, B_new, W_new, f_new, beta, simplex):
+    """Try ``(B_new, W_new) + beta (B_new - B, W_new - W)`` (W projected back onto the simplex);
+    keep it only if it lowers F. Returns the kept point, its F and the next ``beta``."""
+    Be = B_new + beta * (B_new - B)
+    We = W_new + beta * (W_new - W)
+    if simplex:
+        We = project_simplex(We.T).T
+    fe = fobj(Be, We)
+    take, beta = extrapolation_update(fe, f_new, beta)
+    if take:
+        return Be, We, fe, beta
+    return B_new, W_new, f_new, beta
+
+
+# Restarts that meet again. For simplex weights every restart runs the free problem first and
+# maps its optimum onto the simplex (vertex hunting); the map depends on the free factors only
+# through Theta = B W at a balanced point (B^T B = W W^T holds at any stationary point of the
+# ridge), so two restarts whose free phases end at the same Theta start the simplex phase at
+# the same point and end at the same simplex optimum. A restart whose free Theta lies within
+# RESTART_DUPLICATE_TOL (relative Frobenius distance) of an earlier restart's is therefore not
+# run again: it is recorded with that restart's objective (``restart_duplicate_of_``). Measured
+# (n = 3e3 .. 1e5, d = 12 .. 64, k = 2 .. 4, U = 4 .. 8, 6 data sets): the free Thetas of the
+# three restarts differed by 2e-5 .. 8.5e-4 and their simplex optima by <= 4e-5 relative (equal
+# F to 1e-4); distinct local optima differ by O(1).
+RESTART_DUPLICATE_TOL = 1e-2
+
+
+def _duplicate_of(theta, previous):
+    """Index of the first of ``previous`` within RESTART_DUPLICATE_TOL of ``theta``, or -1."""
+    for q, t in enumerate(previous):
+        if np.linalg.norm(theta - t) <= RESTART_DUPLICATE_TOL * max(np.linalg.norm(t), 1e-300):
+            return q
+    return -1
 
 
 def _orthonormalise(B_raw, W_raw):
@@ -249,6 +704,21 @@ class SharedRep(PreferenceEstimator):
         altmin's block solver (module docstring); ignored by ``solver="joint"``.
     device : str, default "cpu"
         Torch device for ``backend="torch"``.
+    accelerate : bool, default True
+        altmin: extrapolate after every sweep (``_extrapolate``; kept only where it lowers F, so
+        the fixed points and the monotone objective are those of plain altmin). ``False`` runs
+        plain altmin.
+    vertex_lam : float or None, default None
+        Ridge on ``B`` alone, ``vertex_lam / 2 ||B||_F^2`` in place of ``lam / 2 ||B||_F^2``:
+        pins the scale of the simplex vertices (the columns of ``B_raw_``), which ``lam`` leaves
+        almost free when users have few comparisons. As a Gaussian prior ``b_j ~ N(0, I /
+        vertex_lam)`` it expects ``||b_j||^2 = d / vertex_lam``: ``vertex_lam = d / R^2`` for
+        vertices of norm about R. ``None`` uses ``lam`` (the objective as before). The default
+        stays ``None``: in the figures' regime (hundreds to thousands of comparisons per group)
+        the fitted vertex norms stay near the planted ones (1.3 to 1.8 against 2 with 4000 per
+        group, tests/estimators/test_fewshot_sharedrep.py); with 20 comparisons per user they
+        grew to 81 to 94 against 2 (``python -m simulator bench fewshot``), and
+        ``vertex_lam = d / 4`` pins them (see that benchmark's table).
 
     Attributes
     ----------
@@ -261,15 +731,25 @@ class SharedRep(PreferenceEstimator):
     history_ : list of dict
         Per sweep / epoch of the kept restart: ``{"iter", "phase", "objective"}``.
     restart_objectives_ : array (n_restarts,)
+    restart_duplicate_of_ : array (n_restarts,) of int
+        For simplex weights, the earlier restart whose free optimum restart r met (its simplex
+        phase was then not run again and its objective is that restart's; see
+        ``RESTART_DUPLICATE_TOL``), -1 for a restart that ran to its end.
     n_iter_ : int
     converged_ : bool
+        altmin: the relative change of F over the last sweep was ``<= tol``.
+    kkt_residual_ : float
+        :func:`sharedrep_kkt_residual` at the returned factors (gradient units of the summed
+        objective). altmin stops on the change of F, not on this residual; each W-block is
+        exact at the returned B, so it is mostly the B-gradient left by the last sweep. NaN
+        after :func:`simulator.estimators.batched.fit_many`.
     """
 
     def __init__(self, k: int, weights: str = "simplex", solver: str = "altmin",
                  lam: float = 1e-3, n_restarts: int = 3, max_iter: int = 100, tol: float = 1e-7,
                  seed=0, lr: float = 5e-3, n_epochs: int = 50, batch_size: int = 256,
                  use_tanh: bool = False, weight_decay: float = 0.0, backend: str = "numba",
-                 device: str = "cpu"):
+                 device: str = "cpu", accelerate: bool = True, vertex_lam: float | None = None):
         self.k = k
         self.weights = weights
         self.solver = solver
@@ -285,6 +765,8 @@ class SharedRep(PreferenceEstimator):
         self.weight_decay = weight_decay
         self.backend = backend
         self.device = device
+        self.accelerate = accelerate
+        self.vertex_lam = vertex_lam
 
     # ------------------------------------------------------------------ validation
     def _validate(self, d):
@@ -298,6 +780,10 @@ class SharedRep(PreferenceEstimator):
             raise ValueError(f"solver must be one of {SOLVERS}; got {self.solver!r}")
         if not (np.isfinite(self.lam) and self.lam >= 0):
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam}")
+        if self.vertex_lam is not None and not (np.isfinite(self.vertex_lam)
+                                                and self.vertex_lam >= 0):
+            raise ValueError(f"vertex_lam must be None or a finite number >= 0; "
+                             f"got {self.vertex_lam}")
         if int(self.n_restarts) < 1:
             raise ValueError(f"n_restarts must be >= 1; got {self.n_restarts}")
         if int(self.max_iter) < 1:
@@ -316,9 +802,17 @@ class SharedRep(PreferenceEstimator):
             if int(self.batch_size) < 1:
                 raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
 
+    @property
+    def _lam_B(self):
+        """Ridge on B: ``vertex_lam``, or ``lam`` when that is None."""
+        return float(self.lam if self.vertex_lam is None else self.vertex_lam)
+
     # ------------------------------------------------------------------ public fit
-    def fit(self, data, sample_weight=None):
+    _fit_params = ("sample_weight",)
+
+    def fit(self, data, **fit_params):
         """Fit on a :class:`~simulator.data.PreferenceData`; every group needs comparisons."""
+        sample_weight = self._check_fit_params(fit_params)["sample_weight"]
         data = check_data(data)
         self._validate(data.d)
         counts = data.group_counts()
@@ -339,6 +833,13 @@ class SharedRep(PreferenceEstimator):
         X = np.ascontiguousarray(X, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.int8)
         g = np.asarray(g, dtype=np.int64)
+        if self.solver == "altmin" and self.backend != "torch":
+            # Group-sorted rows: every group is a contiguous block (the structured B-step and
+            # the W-step read slices). The stable order keeps each group's rows as given.
+            order = np.argsort(g, kind="stable")
+            X, y, g = X[order], y[order], g[order]
+            sw = None if sw is None else sw[order]
+        dup = None
         if self.solver == "joint":
             B, W, obj, hist, conv, objs = self._joint(X, y, g, sw, U)
         elif self.backend == "torch":
@@ -348,49 +849,182 @@ class SharedRep(PreferenceEstimator):
                     lay, [warm[0]], [warm[1]], self.weights == "simplex", "warm", skip_w=True)[0]
                 objs = np.array([obj])
             else:
-                B, W, obj, hist, conv, objs = _altmin_restarts_torch([self], [(X, y, g, sw)], U)[0]
-        elif warm is not None:
-            idx = _group_index(g, U)
-            B, W, obj, hist, conv = self._altmin(X, y, g, sw, U, idx, warm[0].copy(),
-                                                 warm[1].copy(), self.weights == "simplex",
-                                                 "warm", skip_w=True)
-            objs = np.array([obj])
+                B, W, obj, hist, conv, objs, dup = _altmin_restarts_torch(
+                    [self], [(X, y, g, sw)], U)[0]
         else:
-            B, W, obj, hist, conv, objs = self._altmin_restarts(X, y, g, sw, U)
-        return self._set_result(B, W, obj, hist, conv, objs)
+            from ..kernels.bt_numba import one_blas_thread
 
-    def _set_result(self, B, W, obj, hist, conv, objs):
+            # One BLAS thread for the whole fit: the blocks are small products, and a BLAS
+            # thread pool on a shared 2-core machine costs more than it gives (a 256 x 256
+            # Cholesky took 0.1 s instead of 1 ms with the pool; rules of the house).
+            with one_blas_thread():
+                if warm is not None:
+                    idx = _group_index(g, U)
+                    B, W, obj, hist, conv = self._altmin(
+                        X, y, g, sw, U, idx, warm[0].copy(), warm[1].copy(),
+                        self.weights == "simplex", "warm", skip_w=True)
+                    objs = np.array([obj])
+                else:
+                    B, W, obj, hist, conv, objs, dup = self._altmin_restarts(X, y, g, sw, U)
+        self._set_result(B, W, obj, hist, conv, objs, dup)
+        self.kkt_residual_ = sharedrep_kkt_residual(
+            X, y, g, B, W, self.lam, sw, self._lam_B,
+            simplex=self.weights == "simplex")
+        return self
+
+    # ------------------------------------------------------------------ few-shot
+    def fit_new_users(self, data, *, weights=None, sample_weight=None) -> NewUsersFit:
+        r"""Fit the weights of new users on the fitted trait matrix (few-shot personalisation).
+
+        ``B_raw_`` stays fixed; each new user ``j`` (group ``j`` of ``data``) gets the weights
+
+        .. math::
+
+            \hat w_j = \arg\min_{w \in \mathcal{W}}
+                -\sum_{i \in D_j} c_i \log\sigma(s_i \langle B w, x_i\rangle)
+                + \frac{\lambda}{2}\lVert w\rVert^2,
+
+        the SharedRep objective with ``B`` fixed (the W-step of :meth:`fit`, same ``lam``):
+        :func:`~.bt_blocks.fit_bt_blocks` (projected Newton on the simplex, Newton for free
+        weights), started from the simplex centre / zero.
+        The estimator itself is not changed.
+
+        Parameters
+        ----------
+        data : PreferenceData
+            The new users' comparisons, ``data.d`` equal to the fitted ``d``; group ``j`` is new
+            user ``j`` and every user needs at least one comparison.
+        weights : {None, "simplex", "free"}
+            Constraint on each new ``w_j``; ``None`` takes the estimator's ``weights``. With
+            simplex weights ``theta_j`` lies in the convex hull of the columns of ``B_raw_`` (the
+            fitted vertices); free weights on a simplex fit use the same ``B_raw_`` unconstrained.
+        sample_weight : array (n,), optional
+            Non-negative weights ``c_i`` of the comparisons.
+
+        Returns
+        -------
+        NewUsersFit
+            ``W`` (k, N) the weights on ``B_raw_``, ``theta = (B_raw_ W)^T``; ``objective`` each
+            user's objective above; ``grad_norm`` the gradient norm (free) or the KKT residual
+            :func:`simplex_kkt_residual` with ``scale = n_j`` (simplex; ``n_j`` the user's
+            total weight), both of the summed objective evaluated by :func:`~.bt.bt_objective`; ``converged_units`` the
+            certificates of :func:`~.bt_blocks.fit_bt_blocks`, all users in one call (free:
+            gradient of the mean objective ``<= 1e-10``; simplex: ``||w - P(w - g / n_j)|| <=
+            1e-10``).
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        ValueError
+            ``weights`` not one of the above, ``data.d`` different from the fitted ``d``, a new
+            user without comparisons, or a bad ``sample_weight``.
+        """
+        self._check_fitted()
+        data = check_data(data)
+        weights = self.weights if weights is None else weights
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be None or one of {WEIGHTS}; got {weights!r}")
+        B = self.B_raw_
+        d, k = B.shape
+        if data.d != d:
+            raise ValueError(f"data has d = {data.d} features but the fitted B has d = {d}")
+        counts = data.group_counts()
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            raise ValueError(f"fit_new_users needs comparisons for every new user (group); "
+                             f"user(s) {empty.tolist()} have none (n_groups = {data.n_groups})")
+        sw = None
+        if sample_weight is not None:
+            sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
+            if sw.shape != (data.n,) or not np.all(np.isfinite(sw)) or np.any(sw < 0):
+                raise ValueError(f"sample_weight must be finite, >= 0, of shape ({data.n},)")
+        N = data.n_groups
+        lam = max(float(self.lam), 1e-12)
+        simplex = weights == "simplex"
+        fit = _fit_weight_blocks(data.X @ B, data.y, data.group, N, sw, lam, None, simplex)
+        W = fit.W.T.copy()
+        obj, n_iter, conv = fit.objective, fit.n_iter, fit.converged
+        # The certificate re-evaluated on the reference objective (bt_objective), in the units
+        # of the summed objective's gradient (~30 us a user).
+        Z = data.X @ B
+        res = np.zeros(N)
+        for j, rows in enumerate(_group_index(data.group, N)):
+            cj = None if sw is None else sw[rows]
+            _f, gr, _H = bt_objective(W[:, j], Z[rows], data.y[rows], lam, cj)
+            m = float(rows.size if cj is None else max(cj.sum(), 1e-300))
+            res[j] = simplex_kkt_residual(W[:, j], gr, m) if simplex else np.linalg.norm(gr)
+        return NewUsersFit(theta=(B @ W).T, W=W, objective=obj, grad_norm=res, n_iter=n_iter,
+                           converged=bool(conv.all()), converged_units=conv, weights=weights)
+
+    def _set_result(self, B, W, obj, hist, conv, objs, dup=None):
         self.B_raw_, self.W_raw_ = B, W
         self.B_, self.W_ = _orthonormalise(B, W)
         self.theta_ = (B @ W).T.copy()
         self.objective_ = float(obj)
         self.history_ = hist
         self.restart_objectives_ = np.asarray(objs, dtype=np.float64)
+        self.restart_duplicate_of_ = (np.full(self.restart_objectives_.size, -1, dtype=np.int64)
+                                      if dup is None else np.asarray(dup, dtype=np.int64))
         self.n_iter_ = len(hist)
         self.converged_ = bool(conv)
+        self.kkt_residual_ = float("nan")  # set by _fit_arrays, which has the data
         return self
 
     # ------------------------------------------------------------------ altmin
     def _spectral_init(self, X, y, idx, rng):
         n, d, k = X.shape[0], X.shape[1], int(self.k)
-        # Signed means of the two halves of every group's rows, as one (2U x n) @ (n x d) product
-        # (no copy of X): half 2u holds rows[:h] of group u, half 2u + 1 the rest.
+        # Signed means of the two halves of every group's rows: half 2u holds rows[:h] of group
+        # u, half 2u + 1 the rest.
         U = len(idx)
-        A = np.zeros((2 * U, n))
         sgn = 2.0 * y - 1.0
-        for u, rows in enumerate(idx):
-            if rows.size >= 2:
-                h = rows.size // 2
-                A[2 * u, rows[:h]] = sgn[rows[:h]] / h
-                A[2 * u + 1, rows[h:]] = sgn[rows[h:]] / (rows.size - h)
-        means = A @ X
-        M = np.zeros((d, d))
-        for u, rows in enumerate(idx):
-            if rows.size < 2:
-                continue
-            m1, m2 = means[2 * u], means[2 * u + 1]
-            M += rows.size * 0.5 * (np.outer(m1, m2) + np.outer(m2, m1))
-        evals, evecs = np.linalg.eigh(M)
+        if 2 * U * n <= SPECTRAL_DENSE_MAX:  # one (2U x n) @ (n x d) product (no copy of X)
+            A = np.zeros((2 * U, n))
+            for u, rows in enumerate(idx):
+                if rows.size >= 2:
+                    h = rows.size // 2
+                    A[2 * u, rows[:h]] = sgn[rows[:h]] / h
+                    A[2 * u + 1, rows[h:]] = sgn[rows[h:]] / (rows.size - h)
+            means = A @ X
+        else:  # many groups: the same means from a sparse (2U x n) matrix
+            from scipy.sparse import csr_matrix
+
+            sizes = np.array([rows.size for rows in idx])
+            h = sizes // 2
+            order = np.concatenate(idx)
+            pos = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            gu = np.repeat(np.arange(U), sizes)
+            first = pos < h[gu]
+            half = 2 * gu + (~first)
+            cnt = np.where(first, h[gu], sizes[gu] - h[gu])
+            keep = sizes[gu] >= 2
+            A = csr_matrix((sgn[order][keep] / cnt[keep], (half[keep], order[keep])),
+                           shape=(2 * U, n))
+            means = np.asarray(A @ X)
+        ok = np.array([rows.size >= 2 for rows in idx])
+        wts = np.array([rows.size for rows in idx], dtype=np.float64) * ok
+        m1, m2 = means[0::2], means[1::2]
+        if d > SPECTRAL_LOWRANK_D and 2 * U < d:
+            # M = sym(m1^T diag(wts) m2) has rank <= 2U: eigen-decompose it in the span of the
+            # means (thin QR of [m1; m2]^T), d^2 U flops instead of d^3
+            Q, R = np.linalg.qr(np.vstack([m1, m2]).T)
+            S = np.zeros((2 * U, 2 * U))
+            S[:U, U:] = 0.5 * np.diag(wts)
+            S[U:, :U] = 0.5 * np.diag(wts)
+            ev_small, V = np.linalg.eigh(R @ S @ R.T)
+            evals = np.concatenate([ev_small, np.zeros(max(k - ev_small.size, 0))])
+            evecs = Q @ V
+            if evecs.shape[1] < k:
+                evecs = np.hstack([evecs, np.zeros((d, k - evecs.shape[1]))])
+        elif U > B_STEP_VECTORISE_GROUPS:
+            P = (m1 * wts[:, None]).T @ m2
+            evals, evecs = np.linalg.eigh(0.5 * (P + P.T))
+        else:
+            M = np.zeros((d, d))
+            for u in range(U):
+                if ok[u]:
+                    M += wts[u] * 0.5 * (np.outer(m1[u], m2[u]) + np.outer(m2[u], m1[u]))
+            evals, evecs = np.linalg.eigh(M)
         B0 = evecs[:, np.argsort(-evals)[:k]]
         # Directions with no signal (U < k, or zero eigenvalues) are random.
         weak = np.sort(-evals)[:k] > -1e-12 * max(1.0, abs(evals).max())
@@ -400,46 +1034,77 @@ class SharedRep(PreferenceEstimator):
             B0[:, weak] = np.linalg.qr(R)[0]
         return B0
 
-    def _w_step(self, X, y, sw, idx, B, W, simplex):
+    def _w_step(self, X, y, g, sw, B, W, simplex):
+        """W given B, warm-started from ``W`` (groups without rows keep their column).
+
+        Many small groups (:func:`_use_weight_blocks`): every group's k-dimensional block in
+        one :func:`~.bt_blocks.fit_bt_blocks` call; otherwise one :func:`~.bt.fit_bt` /
+        :func:`_fit_simplex` call per group (faster for few large groups, and for free weights
+        on the compiled back-end). Both stop at the same certificate (:data:`W_STEP_TOL`).
+        """
+        U = W.shape[1]
         Z = X @ B
+        if _use_weight_blocks(X.shape[0], U, simplex, self.backend):
+            fit = _fit_weight_blocks(Z, y, g, U, sw, self.lam, W.T, simplex)
+            W_new = fit.W.T.copy()
+            empty = np.bincount(g, minlength=U) == 0
+            W_new[:, empty] = W[:, empty]
+            return W_new
         W = W.copy()
-        for u, rows in enumerate(idx):
+        for u, rows in enumerate(_group_index(g, U)):
             if rows.size == 0:
                 continue
             wu = None if sw is None else sw[rows]
             if simplex:
-                W[:, u] = _fit_simplex(Z[rows], y[rows], wu, self.lam, W[:, u], 1e-10, 100)[0]
+                W[:, u] = _fit_simplex(Z[rows], y[rows], wu, self.lam, W[:, u], W_STEP_TOL,
+                                       100)[0]
             else:
                 W[:, u] = fit_bt(Z[rows], y[rows], lam=max(self.lam, 1e-12), sample_weight=wu,
-                                 theta_init=W[:, u], tol=1e-10, backend=self.backend).theta
+                                 theta_init=W[:, u], tol=W_STEP_TOL, backend=self.backend).theta
         return W
 
     def _b_step(self, X, y, g, sw, B, W):
+        """B given W. ``X`` is sorted by group. The numpy back-end (the reference) forms the
+        (n, d k) Kronecker design and calls :func:`fit_bt`; numba uses the Kronecker structure
+        of the Hessian (:func:`_b_step_structured`): the same convex problem to the same
+        gradient tolerance."""
         d, k = B.shape
+        if d * k > B_STEP_MATFREE_DK:
+            return _b_step_matfree(X, y, g, sw, B, W, max(self._lam_B, 1e-12), W_STEP_TOL)
+        if self.backend != "numpy":
+            return _b_step_structured(X, y, sw, _group_bounds(g, W.shape[1]), B, W,
+                                      max(self._lam_B, 1e-12), W_STEP_TOL)
         F = _kron_features(X, g, W)
-        res = fit_bt(F, y, lam=max(self.lam, 1e-12), sample_weight=sw,
+        res = fit_bt(F, y, lam=max(self._lam_B, 1e-12), sample_weight=sw,
                      theta_init=B.T.ravel(), tol=1e-10, backend=self.backend)
         return res.theta.reshape(k, d).T.copy()
 
     def _altmin(self, X, y, g, sw, U, idx, B, W, simplex, phase, skip_w=False):
-        lam = self.lam
+        lam, lam_B = self.lam, self._lam_B
         if not skip_w:
-            W = self._w_step(X, y, sw, idx, B, W, simplex)
-        f = sharedrep_objective(X, y, g, B, W, lam, sw)
+            W = self._w_step(X, y, g, sw, B, W, simplex)
+        f = sharedrep_objective(X, y, g, B, W, lam, sw, lam_B)
         hist = [{"iter": 0, "phase": phase, "objective": f}]
         converged = False
+        beta = EXTRAPOLATION_START
         for it in range(1, int(self.max_iter) + 1):
             B_new = self._b_step(X, y, g, sw, B, W)
-            W_new = self._w_step(X, y, sw, idx, B_new, W, simplex)
-            f_new = sharedrep_objective(X, y, g, B_new, W_new, lam, sw)
+            W_new = self._w_step(X, y, g, sw, B_new, W, simplex)
+            f_new = sharedrep_objective(X, y, g, B_new, W_new, lam, sw, lam_B)
             if f_new - f > 1e-9 * max(1.0, abs(f)):
                 # A sub-solver failed to decrease F (should not happen: each block is convex and
                 # warm-started). Keep the better point and stop, reported as not converged.
                 hist.append({"iter": it, "phase": phase, "objective": f})
                 break
+            # the stopping test is on the plain sweep; a converged sweep is not extrapolated, so
+            # the returned W is an exact W-step of the returned B
+            rel = abs(f - f_new) / max(1.0, abs(f_new))
+            if self.accelerate and it >= 2 and rel > self.tol:
+                B_new, W_new, f_new, beta = _extrapolate(
+                    lambda Bc, Wc: sharedrep_objective(X, y, g, Bc, Wc, lam, sw, lam_B),
+                    B, W, B_new, W_new, f_new, beta, simplex)
             B, W = B_new, W_new
             hist.append({"iter": it, "phase": phase, "objective": min(f_new, f)})
-            rel = abs(f - f_new) / max(1.0, abs(f_new))
             f = min(f_new, f)
             if rel <= self.tol:
                 converged = True
@@ -467,7 +1132,7 @@ class SharedRep(PreferenceEstimator):
         rngs = [np.random.Generator(np.random.PCG64(s))
                 for s in as_seed_sequence(self.seed).spawn(int(self.n_restarts))]
         best = None
-        objs = []
+        objs, dup, free_thetas = [], [], []
         for r, rng in enumerate(rngs):
             if r == 0:
                 B0 = self._spectral_init(X, y, idx, rng)
@@ -475,15 +1140,23 @@ class SharedRep(PreferenceEstimator):
                 B0 = np.linalg.qr(rng.standard_normal((d, k)))[0]
             W0 = np.zeros((k, U))
             B, W, f, hist, conv = self._altmin(X, y, g, sw, U, idx, B0, W0, False, "free")
+            q = -1
             if simplex:
+                q = _duplicate_of(B @ W, free_thetas)
+                free_thetas.append(B @ W)
+                if q >= 0:  # same free optimum as restart q: its simplex phase is q's
+                    objs.append(objs[q])
+                    dup.append(q)
+                    continue
                 B, W = self._to_simplex(B, W, rng)
                 B, W, f, h2, conv = self._altmin(X, y, g, sw, U, idx, B, W, True, "simplex",
                                                  skip_w=True)
                 hist = hist + h2
             objs.append(f)
+            dup.append(q)
             if best is None or f < best[2]:
                 best = (B, W, f, hist, conv)
-        return (*best, np.array(objs))
+        return (*best, np.array(objs), np.array(dup, dtype=np.int64))
 
     # ------------------------------------------------------------------ altmin (torch)
     @staticmethod
@@ -501,8 +1174,13 @@ class SharedRep(PreferenceEstimator):
             lam = self.lam
             solver = lambda Z, y, c, w0: _fit_simplex(Z, y, c, lam, w0, 1e-10, 100)[0]
         res = altmin_batched(*layout, np.stack(B0s), np.stack(W0s), lam=self.lam,
+                             lam_B=self._lam_B,
                              max_iter=int(self.max_iter), tol=self.tol, skip_w=skip_w,
-                             phase=phase, simplex_solver=solver, device=self.device)
+                             phase=phase, simplex_solver=solver, device=self.device,
+                             extrapolation_rule=extrapolation_update if self.accelerate
+                             else None, extrapolation_start=EXTRAPOLATION_START,
+                             project_weights=(lambda W: project_simplex(W.T).T) if simplex
+                             else None)
         return [(res.B[s], res.W[s], float(res.objective[s]), res.history[s],
                  bool(res.converged[s])) for s in range(res.B.shape[0])]
 
@@ -568,7 +1246,7 @@ class SharedRep(PreferenceEstimator):
             with torch.no_grad():
                 B = lin1.weight.T.numpy().copy()
                 W = lin2.weight.T.numpy().copy()
-            f = sharedrep_objective(X, y, g, B, W, self.lam, sw)
+            f = sharedrep_objective(X, y, g, B, W, self.lam, sw, self._lam_B)
             objs.append(f)
             conv = len(hist) < 2 or abs(hist[-1]["objective"] - hist[-2]["objective"]) <= \
                 1e-3 * max(1e-12, abs(hist[-2]["objective"]))
@@ -594,6 +1272,8 @@ def _altmin_restarts_torch(ests, problems, U):
             for e in ests]
     best = [None] * len(problems)
     objs = [[] for _ in problems]
+    dups = [[] for _ in problems]
+    free_thetas = [[] for _ in problems]
     for r in range(R):
         B0s = []
         for j, p in enumerate(problems):
@@ -602,15 +1282,35 @@ def _altmin_restarts_torch(ests, problems, U):
                        else np.linalg.qr(rng.standard_normal((d, k)))[0])
         out = e0._altmin_torch(layout, B0s, [np.zeros((k, U))] * len(problems), False, "free")
         if simplex:
-            mapped = [ests[j]._to_simplex(o[0], o[1], rngs[j][r]) for j, o in enumerate(out)]
-            out2 = e0._altmin_torch(layout, [m[0] for m in mapped], [m[1] for m in mapped],
+            # restarts that meet an earlier one's free optimum are not run again (numba path)
+            run = []
+            for j, o in enumerate(out):
+                q = _duplicate_of(o[0] @ o[1], free_thetas[j])
+                free_thetas[j].append(o[0] @ o[1])
+                dups[j].append(q)
+                if q >= 0:
+                    objs[j].append(objs[j][q])
+                else:
+                    run.append(j)
+            if not run:
+                continue
+            sub = [a[run] for a in layout]
+            mapped = [ests[j]._to_simplex(out[j][0], out[j][1], rngs[j][r]) for j in run]
+            out2 = e0._altmin_torch(sub, [m[0] for m in mapped], [m[1] for m in mapped],
                                     True, "simplex", skip_w=True)
-            out = [(B, W, f, out[j][3] + h2, conv) for j, (B, W, f, h2, conv) in enumerate(out2)]
+            for j, (B, W, f, h2, conv) in zip(run, out2):
+                o = (B, W, f, out[j][3] + h2, conv)
+                objs[j].append(f)
+                if best[j] is None or f < best[j][2]:
+                    best[j] = o
+            continue
         for j, o in enumerate(out):
             objs[j].append(o[2])
+            dups[j].append(-1)
             if best[j] is None or o[2] < best[j][2]:
                 best[j] = o
-    return [(*best[j], np.array(objs[j])) for j in range(len(problems))]
+    return [(*best[j], np.array(objs[j]), np.array(dups[j], dtype=np.int64))
+            for j in range(len(problems))]
 
 
 def _torch_proj_simplex(V):

@@ -96,13 +96,51 @@ def _cholesky_step(H, g):
 
 
 @njit(cache=True)
-def _objective(theta, X, y, w, has_w, nblocks, lam, want_h, threaded):
+def _damped_step(H, g):
+    """Levenberg step ``-(H + delta I)^{-1} g`` with the smallest ``delta = 10^j * 1e-12 *
+    max|H_ii|`` (j = 0, 1, ...) that makes the matrix positive definite: a descent direction when
+    the exact float64 Hessian is singular (``lam = 0`` with a direction of no curvature, e.g. an
+    all-zero feature column) or numerically indefinite (``lam`` tiny against ``|X|^2``)."""
+    d = g.size
+    scale = 0.0
+    for i in range(d):
+        scale = max(scale, abs(H[i, i]))
+    if not np.isfinite(scale):
+        return np.zeros(d), False
+    if scale == 0.0:
+        scale = 1.0
+    delta = 1e-12 * scale
+    Hd = H.copy()
+    for _ in range(40):
+        for i in range(d):
+            Hd[i, i] = H[i, i] + delta
+        step, ok = _cholesky_step(Hd, g)
+        if ok:
+            return step, True
+        delta *= 10.0
+    return np.zeros(d), False
+
+
+# Why a fit stopped (BTFit.status): the certificate was met, the iteration budget ran out, the
+# line search found no decrease even with the exact float64 Hessian (round-off floor), the
+# unpenalised iterates diverge (lam = 0; separability is then decided from the data), or the
+# objective / Newton matrix stopped being finite.
+# ROUNDOFF: the exact float64 Newton step is below the resolution of theta (1e-13 relative):
+# no float64 iterate is closer to the optimum, so the gradient test (which cannot be met when
+# |X| is huge: the gradient's round-off grows with |X|) is replaced by this one; certified.
+CONVERGED, MAX_ITER, STALLED, DIVERGING, NONFINITE, ROUNDOFF = 0, 1, 2, 3, 4, 5
+ROUNDOFF_STEP = 1e-13
+
+
+@njit(cache=True)
+def _objective(theta, X, y, w, has_w, nblocks, lam, want_h, threaded, h32):
     """(f, g, H) of the penalised objective (H empty unless want_h); the Newton matrix in float32
-    chunk products, as in the reference solver."""
+    chunk products when ``h32`` (the solver checks every float32 matrix and redoes it in
+    float64 when its factorisation fails or its step does not decrease f)."""
     if threaded:
-        f, g, H = _pass_parallel(theta, X, y, w, has_w, nblocks, want_h, True)
+        f, g, H = _pass_parallel(theta, X, y, w, has_w, nblocks, want_h, h32)
     else:
-        f, g, H = _pass_serial(theta, X, y, w, has_w, nblocks, want_h, True)
+        f, g, H = _pass_serial(theta, X, y, w, has_w, nblocks, want_h, h32)
     if want_h:
         for i in range(theta.size):
             H[i, i] += lam
@@ -113,39 +151,75 @@ def _objective(theta, X, y, w, has_w, nblocks, lam, want_h, threaded):
 def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_init,
            threaded_g, threaded_h):
     """Compiled :func:`simulator.estimators.bt._newton` (same steps, tests and returns):
-    theta, f, ||g||, iterations, data passes, converged, separable, H, Hessian passes, fresh.
+    theta, f, ||g||, iterations, data passes, status, H, Hessian passes, fresh.
 
     ``threaded_g`` / ``threaded_h``: run the passes without / with the Hessian multi-threaded.
+
+    The Newton matrix is formed in float32 (half the cost of the compute-bound pass). It is only
+    a step generator, and it is checked: when its Cholesky factorisation fails or its step finds
+    no decrease, the exact float64 Hessian is formed at the same point and used for the rest of
+    the fit; when even that is not positive definite, a Levenberg-damped step is taken
+    (:func:`_damped_step`). A factorisation failure is never read as separability.
     """
     d = theta.size
     scale = float(X.shape[0]) if not has_w else max(np.sum(w), 1e-300)
+    h32 = True
     if has_H_init:
-        f, g, _e = _objective(theta, X, y, w, has_w, nblocks, lam, False, threaded_g)
+        f, g, _e = _objective(theta, X, y, w, has_w, nblocks, lam, False, threaded_g, h32)
         H = H_init.copy()
         n_hess, fresh = 0, False
         ratio = 0.0  # a given matrix is trusted for the first step
     else:
-        f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h)
+        f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
         n_hess, fresh = 1, True
         ratio = 1.0
+    exact = False  # H is the float64 Hessian at theta
     n_evals = 1
-    converged = separable = False
+    status = MAX_ITER
     it = 0
     exhausted = True
+    force_fresh = False
+    tiny = False
     for it in range(1, max_iter + 1):
         gnorm = math.sqrt(np.dot(g, g))
+        if not (np.isfinite(f) and np.isfinite(gnorm)):
+            status = NONFINITE
+            exhausted = False
+            break
         if gnorm <= tol * scale:
-            converged = True
+            status = CONVERGED
             it -= 1
             exhausted = False
             break
         step, ok = _cholesky_step(H, g)
         slope = np.dot(g, step)
+        if tiny and not exact and ok:
+            ok = False  # the last step did not move theta: check the point with the exact H
         if not ok or not np.isfinite(slope) or slope >= 0:
-            separable = True
+            if not exact:
+                # float32, stale or BFGS-corrected matrix: redo it exactly, in float64 from now on
+                h32 = False
+                f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
+                n_evals += 1
+                n_hess += 1
+                fresh, exact, ratio = True, True, 1.0
+                step, ok = _cholesky_step(H, g)
+                slope = np.dot(g, step)
+            if not ok or not np.isfinite(slope) or slope >= 0:
+                step, ok = _damped_step(H, g)
+                slope = np.dot(g, step)
+                force_fresh = True
+                if not ok or not np.isfinite(slope) or slope >= 0:
+                    status = NONFINITE
+                    exhausted = False
+                    break
+        if exact and math.sqrt(np.dot(step, step)) <= ROUNDOFF_STEP * math.sqrt(
+                np.dot(theta, theta)):
+            status = ROUNDOFF
             exhausted = False
             break
-        want_fresh = refresh(ratio, gnorm, tol * scale, d)
+        want_fresh = force_fresh or refresh(ratio, gnorm, tol * scale, d)
+        force_fresh = False
         t = 1.0
         H_new = H
         got_h = False
@@ -153,12 +227,13 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
             th_new = theta + t * step
             if t == 1.0:
                 f_new, g_new, Hn = _objective(th_new, X, y, w, has_w, nblocks, lam, want_fresh,
-                                              threaded_h if want_fresh else threaded_g)
+                                              threaded_h if want_fresh else threaded_g, h32)
                 if want_fresh:
                     H_new, got_h = Hn, True
                     n_hess += 1
             else:
-                f_new = _objective(th_new, X, y, w, has_w, nblocks, lam, False, threaded_g)[0]
+                f_new = _objective(th_new, X, y, w, has_w, nblocks, lam, False, threaded_g,
+                                   h32)[0]
             n_evals += 1
             # Armijo; the relative slack absorbs round-off once the decrease is below machine
             # precision (then the step is accepted and the gradient test decides).
@@ -170,33 +245,42 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
             if t < 1e-12:
                 break
         if t < 1e-12:
+            if not exact:  # the float32 matrix may have misled the step: redo it in float64
+                h32 = False
+                f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
+                n_evals += 1
+                n_hess += 1
+                fresh, exact, ratio = True, True, 1.0
+                continue
+            status = STALLED
             exhausted = False
             break
         if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):  # rejected chord step
-            f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h)
+            f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
             n_evals += 1
             n_hess += 1
-            fresh, ratio = True, 1.0
+            fresh, exact, ratio = True, not h32, 1.0
             continue
         if t != 1.0:
             f_new, g_new, H_new = _objective(th_new, X, y, w, has_w, nblocks, lam, True,
-                                             threaded_h)
+                                             threaded_h, h32)
             got_h = True
             n_evals += 1
             n_hess += 1
         ratio = math.sqrt(np.dot(g_new, g_new)) / gnorm
         s_k = th_new - theta
         y_k = g_new - g
+        tiny = math.sqrt(np.dot(s_k, s_k)) <= ROUNDOFF_STEP * math.sqrt(np.dot(theta, theta))
         theta, f, g = th_new, f_new, g_new
         if got_h:
-            H, fresh = H_new, True
+            H, fresh, exact = H_new, True, not h32
         else:
-            H, fresh = bfgs_update(H, s_k, y_k), False
+            H, fresh, exact = bfgs_update(H, s_k, y_k), False, False
         if lam == 0 and math.sqrt(np.dot(theta, theta)) > 1e8:
-            separable = True
+            status = DIVERGING
             exhausted = False
             break
     gnorm = math.sqrt(np.dot(g, g))
     if exhausted:
-        converged = gnorm <= tol * scale
-    return theta, f, gnorm, it, n_evals, converged, separable, H, n_hess, fresh
+        status = CONVERGED if gnorm <= tol * scale else MAX_ITER
+    return theta, f, gnorm, it, n_evals, status, H, n_hess, fresh

@@ -170,7 +170,21 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
             h = wt * p * (1 - p)
             H = torch.bmm((Xt * h.unsqueeze(-1)).transpose(1, 2), Xt) + lam * eye
             L, info = torch.linalg.cholesky_ex(H)
-            bad = info != 0  # singular Hessian: lam == 0 and curvature lost (separable)
+            bad = active & (info != 0)
+            if bool(bad.any()):
+                # Singular or numerically indefinite Hessian (lam = 0 with a flat direction, or
+                # lam tiny against |X|^2): Levenberg damping, as in the numpy/numba solver,
+                # instead of stopping the problem where it is.
+                delta = 1e-12 * H.diagonal(dim1=1, dim2=2).abs().amax(1)
+                delta = torch.where(delta > 0, delta, torch.ones_like(delta))
+                for _damp in range(40):
+                    L2, info2 = torch.linalg.cholesky_ex(H + (delta * bad)[:, None, None] * eye)
+                    fixed = bad & (info2 == 0)
+                    L = torch.where(fixed[:, None, None], L2, L)
+                    bad &= ~fixed
+                    if not bool(bad.any()):
+                        break
+                    delta = delta * 10.0
             active &= ~bad
             step = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
             step = torch.where(active[:, None], step, torch.zeros_like(step))

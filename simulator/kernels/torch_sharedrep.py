@@ -2,7 +2,8 @@
 
 Problem ``s`` minimises the SharedRep objective of :mod:`simulator.estimators.sharedrep`
 
-    F_s(B, W) = sum_u sum_{i in D_su} c_i softplus(-s_i <B w_u, x_i>) + lam/2 (||B||_F^2 + ||W||_F^2)
+    F_s(B, W) = sum_u sum_{i in D_su} c_i softplus(-s_i <B w_u, x_i>) + lam_B/2 ||B||_F^2
+                + lam/2 ||W||_F^2   (lam_B = lam unless given)
 
 by the same alternating exact minimisation as the numpy/numba back-end, run in lock-step over
 the S problems (each with its own convergence flag; a finished problem is frozen, so one slow or
@@ -161,10 +162,12 @@ def _newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack,
     return theta
 
 
-def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 100,
+def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, lam_B: float | None = None,
+                   max_iter: int = 100,
                    tol: float = 1e-7, inner_tol: float = 1e-10, skip_w: bool = False,
                    phase: str = "free", simplex_solver=None, device: str = "cpu",
-                   dtype: str = "float64") -> BatchedAltMin:
+                   dtype: str = "float64", extrapolation_rule=None,
+                   extrapolation_start: float = 1.0, project_weights=None) -> BatchedAltMin:
     """Alternating minimisation of S SharedRep problems in lock-step (module docstring).
 
     Parameters
@@ -174,6 +177,8 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
         Starting factors (``W0`` is overwritten by a first W-step unless ``skip_w``).
     lam : float >= 0
         Ridge of the objective; every block fit uses ``max(lam, 1e-12)`` as the numpy path does.
+    lam_B : float >= 0, optional
+        Ridge on B instead of ``lam`` (``SharedRep(vertex_lam=...)``); ``lam`` when None.
     max_iter : int
         Maximum sweeps (one B-step then one W-step).
     tol : float
@@ -184,6 +189,15 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
         ``solver(Z, y, c, w0) -> w`` (numpy) for one group's k-dimensional simplex-constrained
         problem; given, the W-step calls it per (problem, group) instead of the batched Newton.
     device, dtype : torch device string; "float64" or "float32".
+    extrapolation_rule : callable, optional
+        ``rule(f_extrapolated, f_new, beta) -> (keep, next_beta)``. Given, every sweep from the
+        second on tries, per problem, ``(B, W)_new + beta * (last step)`` and keeps it where the
+        rule says (the estimator passes
+        :func:`simulator.estimators.sharedrep.extrapolation_update`, the rule of its own loop).
+    extrapolation_start : float
+        The first ``beta``.
+    project_weights : callable, optional
+        ``project(W (k, U)) -> W`` applied to extrapolated weights (the simplex projection).
     """
     torch = _import_torch()
     if dtype not in ("float64", "float32"):
@@ -198,6 +212,10 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
         raise ValueError(f"B0 must have shape ({S}, {d}, k) and W0 ({S}, k, {U}); "
                          f"got {B0.shape}, {W0.shape}")
     lam_fit = max(float(lam), 1e-12)
+    lam_B = float(lam) if lam_B is None else float(lam_B)
+    if not (np.isfinite(lam_B) and lam_B >= 0):
+        raise ValueError(f"lam_B must be a finite number >= 0; got {lam_B}")
+    lam_B_fit = max(lam_B, 1e-12)
     if dtype == "float32":
         inner_tol = max(inner_tol, FLOAT32_TOL)
         tol = max(tol, FLOAT32_SWEEP_TOL)
@@ -219,7 +237,7 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
     def objective(B, W):
         t = sgn * torch.einsum("sumd,sdu->sum", X, B @ W)
         return ((c * torch.nn.functional.softplus(-t)).sum((1, 2))
-                + 0.5 * lam * ((B * B).sum((1, 2)) + (W * W).sum((1, 2))))
+                + 0.5 * lam_B * (B * B).sum((1, 2)) + 0.5 * lam * (W * W).sum((1, 2)))
 
     def w_step(B, W, active):
         Z = torch.matmul(X, B[:, None])  # (S, U, m, k)
@@ -257,22 +275,22 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
         def fonly(theta):
             t = margins(theta)
             return (c * torch.nn.functional.softplus(-t)).sum((1, 2)) \
-                + 0.5 * lam_fit * (theta * theta).sum(1)
+                + 0.5 * lam_B_fit * (theta * theta).sum(1)
 
         def fg(theta):
             t = margins(theta)
             f = (c * torch.nn.functional.softplus(-t)).sum((1, 2)) \
-                + 0.5 * lam_fit * (theta * theta).sum(1)
+                + 0.5 * lam_B_fit * (theta * theta).sum(1)
             p = torch.sigmoid(t)
             r = torch.einsum("sum,sumd->sud", -c * sgn * (1.0 - p), X)
             gB = torch.einsum("sud,sku->sdk", r, W)
-            return f, gB.transpose(1, 2).reshape(S, k * d) + lam_fit * theta
+            return f, gB.transpose(1, 2).reshape(S, k * d) + lam_B_fit * theta
 
         def hess(theta):
             p = torch.sigmoid(margins(theta))
             G = _weighted_gram(torch, X, c * p * (1.0 - p), buf)  # (S, U, d, d)
             H = torch.einsum("sau,sbu,sujl->sajbl", W, W, G).reshape(S, k * d, k * d)
-            return H + lam_fit * eye
+            return H + lam_B_fit * eye
 
         theta0 = B.transpose(1, 2).reshape(S, k * d)
         theta = _newton_lockstep(torch, fg, hess, fonly, theta0, scale_B, inner_tol, 100, slack,
@@ -289,11 +307,33 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, max_iter: int = 10
         conv = np.zeros(S, dtype=bool)
         n_sweeps = np.zeros(S, dtype=np.int64)
         act = np.ones(S, dtype=bool)
+        beta = np.full(S, float(extrapolation_start))
         for it in range(1, int(max_iter) + 1):
             B_new = b_step(B, W, active)
             W_new = w_step(B_new, W, active)
             f_new = objective(B_new, W_new)
             fnn = f_new.cpu().numpy().astype(np.float64)
+            if extrapolation_rule is not None and it >= 2:
+                # as the numpy loop: not after a failed sweep, nor after a converged one (the
+                # stopping test below is then decided by the plain sweep)
+                rel_plain = np.abs(fn - fnn) / np.maximum(1.0, np.abs(fnn))
+                ok = act & ~(fnn - fn > guard * np.maximum(1.0, np.abs(fn))) & (rel_plain > tol)
+                if ok.any():
+                    bt = torch.as_tensor(beta, dtype=tdt, device=dev)[:, None, None]
+                    Be = B_new + bt * (B_new - B)
+                    We = W_new + bt * (W_new - W)
+                    if project_weights is not None:
+                        Wn = We.cpu().numpy().astype(np.float64)
+                        Wn = np.stack([project_weights(w) for w in Wn])
+                        We = torch.as_tensor(Wn, dtype=tdt, device=dev)
+                    fe = objective(Be, We).cpu().numpy().astype(np.float64)
+                    take = np.zeros(S, dtype=bool)
+                    for s in np.flatnonzero(ok):
+                        take[s], beta[s] = extrapolation_rule(fe[s], fnn[s], beta[s])
+                    t_t = torch.as_tensor(take, device=dev)
+                    B_new = torch.where(t_t[:, None, None], Be, B_new)
+                    W_new = torch.where(t_t[:, None, None], We, W_new)
+                    fnn = np.where(take, fe, fnn)
             upd = np.zeros(S, dtype=bool)
             for s in np.flatnonzero(act):
                 n_sweeps[s] = it

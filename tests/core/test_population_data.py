@@ -153,3 +153,126 @@ def test_seed_none_is_refused_everywhere():
             fn(None)
     with pytest.raises(ValueError, match="seed"):
         Population.shared(4, 2, [1.0], seed=None)
+
+
+# ------------------------------------------------------------------ Population.new_users
+@given(pop=populations(), n_new=st.integers(1, 8), seed=st.integers(0, 2**31))
+def test_new_users_share_B_and_feature_law(pop, n_new, seed):
+    new = pop.new_users(n_new, seed=seed)
+    # the traits, base and feature/label law are the parent's, bit for bit
+    np.testing.assert_array_equal(new.B, pop.B)
+    np.testing.assert_array_equal(new.theta0, pop.theta0)
+    assert (new.feature_scale, new.label_model, new.temperature) == (
+        pop.feature_scale, pop.label_model, pop.temperature)
+    assert new.n_groups == new.n_users == n_new and new.users_per_group == 1
+    np.testing.assert_allclose(new.proportions, np.full(n_new, 1.0 / n_new))
+    assert new.info["weights"] == pop.info["weights"]
+    assert new.info["parent"]["n_groups"] == pop.n_groups
+    if pop.info["weights"] == "simplex":
+        # columns on the simplex scaled by signal: non-negative, summing to signal
+        assert np.all(new.W >= 0)
+        np.testing.assert_allclose(new.W.sum(axis=0), pop.info["signal"], rtol=1e-12)
+    # the same B and theta0: the new users' parameters lie in theta0 + span(B)
+    resid = (new.theta - new.theta0) - (new.theta - new.theta0) @ pop.B @ pop.B.T
+    np.testing.assert_allclose(resid, 0.0, atol=1e-10)
+
+
+def test_new_users_copy_feature_cov_and_are_deterministic():
+    cov = np.diag([1.0, 2.0, 0.5, 1.5])
+    pop = Population.dirichlet(4, 2, 5, seed=3, alpha=0.3, feature_cov=cov, feature_scale=2.0,
+                               base=1.0)
+    a, b = pop.new_users(7, seed=11), pop.new_users(7, seed=11)
+    np.testing.assert_array_equal(a.W, b.W)
+    assert not np.array_equal(a.W, pop.new_users(7, seed=12).W)
+    np.testing.assert_array_equal(a.feature_cov, cov)
+    assert a.name == "dirichlet" and a.info["alpha"] == 0.3
+    # the sampled features follow the parent's law: same seed, same X
+    np.testing.assert_array_equal(a.sample(50, seed=5).X, pop.sample(50, seed=5).X)
+
+
+def test_new_users_dirichlet_moments():
+    # Dirichlet(alpha 1_k) has mean 1/k and variance (k-1)/(k^2 (k alpha + 1)) per coordinate;
+    # with 20,000 draws the standard error of the mean is < 0.002, so 0.01 is a 5-sigma band.
+    k, alpha, signal = 3, 0.5, 4.0
+    pop = Population.shared(6, k, [0.5, 0.5], seed=0, alpha=1.0, signal=2.0)
+    new = pop.new_users(20_000, seed=1, alpha=alpha, signal=signal)
+    w = new.W / signal
+    np.testing.assert_allclose(w.mean(axis=1), 1.0 / k, atol=0.01)
+    var = (k - 1) / (k**2 * (k * alpha + 1))
+    np.testing.assert_allclose(w.var(axis=1), var, rtol=0.05)
+    np.testing.assert_allclose(new.W.sum(axis=0), signal, rtol=1e-12)
+
+
+def test_new_users_gaussian_moments():
+    # w = signal N(0, I/k): coordinate variance signal^2 / k (5% relative at 20,000 draws)
+    pop = Population.shared(5, 2, [1.0], seed=0, weights="gaussian", signal=3.0)
+    new = pop.new_users(20_000, seed=2)
+    np.testing.assert_allclose(new.W.var(axis=1), 9.0 / 2, rtol=0.05)
+    assert np.all(np.abs(new.W.mean(axis=1)) < 0.1)
+
+
+def test_new_users_of_fixed_weight_regimes_need_a_law_or_W():
+    pop = Population.minority_trait(4, 0.1, seed=0)
+    with pytest.raises(ValueError, match="W=.*weights='simplex'"):
+        pop.new_users(3, seed=0)
+    W = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]])
+    new = pop.new_users(3, seed=0, W=W)
+    np.testing.assert_array_equal(new.W, W)
+    np.testing.assert_array_equal(new.B, pop.B)
+    # a law given by keyword; minority_trait records its signal, so only weights is needed
+    drawn = pop.new_users(3, seed=0, weights="simplex")
+    np.testing.assert_allclose(drawn.W.sum(axis=0), pop.info["signal"])
+    custom = Population(pop.B, pop.W, pop.proportions)
+    with pytest.raises(ValueError, match="signal="):
+        custom.new_users(2, seed=0, weights="gaussian")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_users=0), "n_users"),
+    (dict(n_users=2.5), "n_users"),
+    (dict(n_users=2, proportions=[0.5, 0.25, 0.25]), "proportions"),
+    (dict(n_users=2, proportions=[1.2, -0.2]), "proportions"),
+    (dict(n_users=2, alpha=0.0), "alpha"),
+    (dict(n_users=2, signal=-1.0), "signal"),
+    (dict(n_users=2, weights="uniform"), "weights"),
+    (dict(n_users=2, W=np.ones((3, 2))), r"W must have shape \(k, n_users\) = \(2, 2\)"),
+    (dict(n_users=2, W=np.ones((2, 2)), alpha=1.0), "either W or a weight law"),
+])
+def test_new_users_bad_input(kwargs, match):
+    pop = Population.shared(4, 2, [0.5, 0.5], seed=0)
+    with pytest.raises(ValueError, match=match):
+        pop.new_users(seed=0, **kwargs)
+
+
+def test_new_users_refuses_seed_none():
+    with pytest.raises(ValueError, match="seed"):
+        Population.shared(4, 2, [1.0], seed=0).new_users(2, seed=None)
+
+
+# ------------------------------------------------------------------ PreferenceData.group_rows
+@given(ids=st.lists(st.integers(0, 6), min_size=1, max_size=60), extra=st.integers(0, 3),
+       by=st.sampled_from(["group", "user"]))
+def test_group_rows_partition_the_rows(ids, extra, by):
+    ids = np.array(ids)
+    n, count = ids.size, int(ids.max()) + 1 + extra   # extra ids with no comparisons
+    kw = {"n_groups": count} if by == "group" else {"n_users": count}
+    data = PreferenceData(X=np.zeros((n, 1)), y=np.zeros(n, int), **{by: ids}, **kw)
+    rows = data.group_rows(by)
+    assert len(rows) == count
+    np.testing.assert_array_equal(np.sort(np.concatenate(rows)), np.arange(n))
+    for u, r in enumerate(rows):
+        assert np.all(ids[r] == u) and np.all(np.diff(r) > 0)   # own rows, in data order
+    np.testing.assert_array_equal([r.size for r in rows],
+                                  np.bincount(ids, minlength=count))
+
+
+def test_group_rows_are_cached_read_only_and_follow_reassignment():
+    data = PreferenceData(X=np.zeros((5, 1)), y=np.zeros(5, int), group=[1, 0, 1, 0, 0])
+    first = data.group_rows()
+    assert all(a is b for a, b in zip(first, data.group_rows()))   # computed once
+    with pytest.raises(ValueError, match="read-only"):
+        first[0][0] = 3
+    data.group = np.array([0, 0, 0, 1, 1])                         # a new id array: recomputed
+    np.testing.assert_array_equal(data.group_rows()[1], [3, 4])
+    with pytest.raises(ValueError, match="by must be 'group' or 'user'"):
+        data.group_rows("cluster")
