@@ -57,6 +57,7 @@ import numpy as np
 from ..seeding import as_seed_sequence
 from .base import PreferenceEstimator, check_data
 from .bt_blocks import fit_bt_blocks
+from .regularisation import NUCLEAR_C, nuclear_lam
 
 __all__ = ["SharedLoRA", "sharedlora_objective", "fit_units_offset", "profiled_objective",
            "auto_lam"]
@@ -69,7 +70,7 @@ LAM_MODES = ("auto", "cv")
 CV_GRID = (1.0 / 16, 1.0 / 4, 1.0, 4.0, 16.0)
 CV_HOLDOUT = 0.2
 #: lam = "auto" constant (see :func:`auto_lam` for the regimes it was checked in).
-AUTO_C = 0.75
+AUTO_C = NUCLEAR_C
 _W_TOL = 1e-10  # W-step: per-unit mean-gradient norm (the profiled gradient is exact to it)
 
 
@@ -259,12 +260,7 @@ def auto_lam(X, N) -> float:
     -------
     float
     """
-    X = np.asarray(X, dtype=np.float64)
-    d = X.shape[1]
-    s = float(np.sqrt(np.mean(X * X))) if X.size else 0.0
-    if not s > 0:
-        raise ValueError("lam='auto' needs features with a non-zero scale (X is all zeros)")
-    return AUTO_C * s * (np.sqrt(d) + np.sqrt(N))
+    return nuclear_lam(X, N)
 
 
 def sharedlora_objective(X, y, unit, theta0, Delta, lam, lam0) -> float:

@@ -53,7 +53,8 @@ from ..data import PreferenceData
 from ..seeding import as_seed_sequence
 
 __all__ = ["LAM_MODES", "AUTO_C", "CVResult", "mean_sq_feature", "auto_lam", "lam_grid",
-           "default_lam_grid", "unit_mean_sq", "kfold_assign", "cv_lam", "check_lam", "resolve_bt_lam"]
+           "default_lam_grid", "unit_mean_sq", "kfold_assign", "cv_lam", "check_lam", "resolve_bt_lam",
+           "NUCLEAR_C", "nuclear_lam"]
 
 #: String values ``lam`` may take besides a number.
 LAM_MODES = ("auto", "cv")
@@ -582,3 +583,27 @@ def resolve_bt_lam(lam, data, fit, *, per_unit: bool, X=None, sample_weight=None
     res = cv_lam(fit_score, data, grid, n_folds=n_folds, seed=seed, by=by,
                  singletons="train" if per_unit else "pool")
     return res.lam, res
+
+
+#: Constant of :func:`nuclear_lam` (checked regimes: :func:`simulator.estimators.lowrank.auto_lam`).
+NUCLEAR_C = 0.75
+
+
+def nuclear_lam(X, n_units) -> float:
+    r"""Data-scaled weight of a nuclear-norm penalty on a d x N parameter matrix (one column per
+    unit), ``NUCLEAR_C * s * (sqrt(d) + sqrt(N))`` with ``s`` the root-mean-square entry of X.
+
+    ``s (sqrt(d) + sqrt(N))`` is the scale of the operator norm of a d x N matrix of ``s``-sized
+    independent entries, the form of the BT loss's per-unit score matrix: the penalty must grow
+    with it or it vanishes against the loss as units are added. It is the ``lam="auto"`` of
+    SharedLoRA (``lam ||Delta||_*``) and of SharedRep (``lam/2 (||B||^2 + ||W||^2)``, which is
+    ``lam ||B W||_*`` at the optimum for free weights). The regimes where the constant was
+    checked are listed in :func:`simulator.estimators.lowrank.auto_lam` and
+    :class:`simulator.estimators.sharedrep.SharedRep`.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    d = X.shape[1]
+    s = float(np.sqrt(np.mean(X * X))) if X.size else 0.0
+    if not s > 0:
+        raise ValueError("lam='auto' needs features with a non-zero scale (X is all zeros)")
+    return NUCLEAR_C * s * (np.sqrt(d) + np.sqrt(n_units))

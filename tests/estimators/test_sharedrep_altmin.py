@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from simulator import Population
+from simulator.data import PreferenceData
 from simulator.estimators import SharedRep
 from simulator.estimators import sharedrep as srm
 from simulator.estimators.sharedrep import sharedrep_objective
@@ -129,3 +130,38 @@ def test_kkt_residual_is_recorded_and_correct(weights):
     # altmin stops on the change of F (tol = 1e-7 relative), not on the residual; measured
     # residual per comparison at the defaults: 2e-6 (free) to 1.3e-5 (simplex) on this fixture
     assert est.kkt_residual_ <= 1e-4 * data.n
+
+
+def test_lam_auto_is_the_nuclear_norm_scale_and_fixes_few_comparisons_per_group():
+    # 60 users x 20 comparisons, d = 16: at the default lam = 1e-3 the simplex vertices run away
+    # (error far above the planted norm, the measurement); lam = "auto" =
+    # 0.75 s (sqrt(d) + sqrt(U)) keeps the error below the planted ||theta||^2 (theta = 0 would
+    # score exactly that), on both weight types.
+    from simulator.estimators.regularisation import nuclear_lam
+
+    pop = Population.dirichlet(d=16, k=3, n_groups=60, seed=0)
+    data = pop.sample(60 * 20, seed=1, group_sampling="fixed")
+    planted = np.mean(np.sum(pop.theta**2, axis=1))
+    for weights in ("simplex", "free"):
+        est = SharedRep(3, weights=weights, lam="auto", n_restarts=1).fit(data)
+        assert est.lam_ == pytest.approx(nuclear_lam(data.X, 60))
+        assert est.lam_ == pytest.approx(0.75 * np.sqrt(np.mean(data.X**2)) * (4 + np.sqrt(60)))
+        err = np.mean(np.sum((est.theta_ - pop.theta) ** 2, axis=1))
+        assert err < planted
+    default = SharedRep(3, n_restarts=1).fit(data)
+    assert np.mean(np.sum((default.theta_ - pop.theta) ** 2, axis=1)) > 2 * planted
+
+
+def test_lam_auto_scales_with_the_features():
+    pop = Population.dirichlet(d=8, k=2, n_groups=10, seed=3)
+    data = pop.sample(600, seed=4)
+    a = SharedRep(2, weights="free", lam="auto", n_restarts=1).fit(data)
+    scaled = PreferenceData(X=10.0 * data.X, y=data.y, group=data.group, n_groups=data.n_groups)
+    b = SharedRep(2, weights="free", lam="auto", n_restarts=1).fit(scaled)
+    assert b.lam_ == pytest.approx(10.0 * a.lam_, rel=1e-12)
+
+
+def test_lam_bad_string_names_the_parameter():
+    data = Population.dirichlet(d=4, k=2, n_groups=3, seed=0).sample(200, seed=0)
+    with pytest.raises(ValueError, match="lam must be .* or 'auto'"):
+        SharedRep(2, lam="cv").fit(data)
