@@ -504,6 +504,11 @@ def _ranks_all_correctly(X, y, w, theta):
     return bool(active.size and active.min() > 0)
 
 
+# Above this width the singular-Hessian trigger is skipped (an O(n d^2 + d^3) check); the other
+# triggers (divergence, every comparison ranked correctly) still call the LP.
+_EIG_CHECK_MAX_D = 1024
+
+
 def _separability_suspected(X, y, w, theta, status):
     """Cheap triggers for the exact LP test (lam = 0 only): the iterates diverged or stopped
     early, the estimate ranks every comparison correctly, or the float64 Hessian at the
@@ -512,6 +517,8 @@ def _separability_suspected(X, y, w, theta, status):
         return True
     if not np.all(np.isfinite(theta)):
         return True
+    if X.shape[1] > _EIG_CHECK_MAX_D:
+        return False  # forming and decomposing H would cost more than the fit itself
     H = bt_objective(theta, X, y, 0.0, w)[2]
     ev = np.linalg.eigvalsh(H)
     return bool(ev[0] <= 1e-10 * max(ev[-1], 1e-300))
