@@ -64,9 +64,12 @@ def run(quick: bool = False, seed: int = 0, out=print, d: int = 32, k: int = 4,
         orc = OracleB(pop.B).fit(few_data)
         t_orc = time.perf_counter() - t
         acc_orc = _accuracy(orc.theta_, test)
-        for label, vlam in (("defaults", None), (f"vertex_lam = d / {signal:g}^2", d / signal**2)):
+        settings = (("defaults", {}), ('lam = "auto"', {"lam": "auto"}),
+                    (f"vertex_lam = d / {signal:g}^2", {"vertex_lam": d / signal**2}))
+        for label, kw in settings:
+            vlam = kw.get("vertex_lam")
             t = time.perf_counter()
-            sr = SharedRep(k, seed=seed, vertex_lam=vlam).fit(train)
+            sr = SharedRep(k, seed=seed, **kw).fit(train)
             t_fit = time.perf_counter() - t
             t = time.perf_counter()
             few = sr.fit_new_users(few_data)

@@ -697,7 +697,8 @@ class SharedRep(PreferenceEstimator):
         default 1e-3 was checked with thousands of comparisons per group (the figures' regime:
         U = 3–8, d = 16–64); with few comparisons per group it lets the vertices run away
         (measured, d = 64, k = 4, 1,000 users x 20 comparisons: mean squared error 157 against a
-        planted 1.6), where ``"auto"`` gives 0.61 (simplex, 12 s) and 0.81 (free, 5 s). It is not
+        planted 1.6), where ``"auto"`` gives 0.62 in 6 s (``bench many_users``; 0.47 in 37 s at
+        10,000 users). It is not
         the default because in the figures' regime altmin converges much more slowly under it
         (n = 1e5, d = 64, U = 5: 28 s against 1.6–4.3 s) for the same error.
     n_restarts : int, default 3
