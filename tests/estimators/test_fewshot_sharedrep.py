@@ -151,8 +151,10 @@ def test_fewshot_benchmark_runs_tiny_and_reports_targets():
                                  train_per_user=30, n_new_users=4, new_per_user=10,
                                  test_per_user=20, alphas=(1.0,))
     methods = [r["method"] for r in rows]
-    assert len(rows) == 4 and "planted truth" in methods
+    # three SharedRep settings (defaults, lam="auto", pinned vertices), OracleB, the truth
+    assert len(rows) == 5 and "planted truth" in methods
+    assert any('lam = "auto"' in m for m in methods)
     assert all(0.0 <= r["accuracy"] <= 1.0 and np.isfinite(r["mean_nll"]) for r in rows)
     printed = "\n".join(lines)
-    assert printed.count("target:") == 2 and "OracleB" in printed
+    assert printed.count("target:") == 3 and "OracleB" in printed
     assert set(rows[0]["targets"].values()) <= {True, False}
