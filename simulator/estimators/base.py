@@ -45,7 +45,8 @@ import numpy as np
 
 from ..data import PreferenceData
 
-__all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "check_data"]
+__all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "check_data",
+           "require_every_group"]
 
 
 class NotFittedError(RuntimeError):
@@ -57,6 +58,16 @@ def check_data(data) -> PreferenceData:
     if not isinstance(data, PreferenceData):
         raise TypeError(f"data must be a PreferenceData; got {type(data).__name__}")
     return data
+
+
+def require_every_group(data, owner: str, unit: str = "group") -> None:
+    """Raise a ValueError naming the empty groups when some group of ``data`` has no
+    comparisons (estimators that fit per group need every one; ``unit`` names what a group
+    stands for, e.g. "user" for new users)."""
+    empty = np.flatnonzero(data.group_counts() == 0)
+    if empty.size:
+        raise ValueError(f"{owner} needs data for every {unit}; {unit}(s) {empty.tolist()} "
+                         f"have no comparisons (n_groups = {data.n_groups})")
 
 
 def _log_sigmoid(t):

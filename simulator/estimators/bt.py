@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import get_lapack_funcs
 
-__all__ = ["bt_objective", "fit_bt", "separable", "BTFit", "BTConvergenceWarning",
+__all__ = ["bt_objective", "fit_bt", "separable", "check_sample_weight", "BTFit", "BTConvergenceWarning",
            "MLENotExistWarning", "BACKENDS"]
 
 BACKENDS = ("numba", "numpy", "torch")
@@ -34,6 +34,17 @@ BACKENDS = ("numba", "numpy", "torch")
 
 class MLENotExistWarning(RuntimeWarning):
     """The unpenalised BT MLE does not exist (the data are, or are close to, separable)."""
+
+
+def check_sample_weight(sample_weight, n):
+    """``sample_weight`` as a contiguous float64 (n,) array (None stays None), or a ValueError
+    naming it: the weights of the objective must be finite and non-negative."""
+    if sample_weight is None:
+        return None
+    w = np.ascontiguousarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"sample_weight must be a finite non-negative array of shape ({n},)")
+    return w
 
 
 def bt_objective(theta, X, y, lam: float = 0.0, sample_weight=None):
@@ -444,11 +455,7 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
         raise ValueError(f"tol must be > 0; got {tol}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1; got {max_iter}")
-    w = None
-    if sample_weight is not None:
-        w = np.ascontiguousarray(sample_weight, dtype=np.float64)
-        if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"sample_weight must be a finite non-negative array of shape ({n},)")
+    w = check_sample_weight(sample_weight, n)
     theta = np.zeros(d) if theta_init is None else np.array(theta_init, dtype=np.float64)
     if theta.shape != (d,):
         raise ValueError(f"theta_init must have shape ({d},); got {theta.shape}")

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bt import check_sample_weight
+
 __all__ = ["BlocksFit", "fit_bt_blocks", "project_simplex_rows"]
 
 CONSTRAINTS = (None, "simplex")
@@ -227,9 +229,8 @@ def fit_bt_blocks(Z, y, unit, N, *, lam: float, offset=None, sample_weight=None,
         raise ValueError(f"constraint must be one of {CONSTRAINTS}; got {constraint!r}")
     if not tol > 0:
         raise ValueError(f"tol must be > 0; got {tol}")
-    c = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if c.shape != (n,) or not np.all(np.isfinite(c)) or np.any(c < 0):
-        raise ValueError(f"sample_weight must be a finite non-negative array of shape ({n},)")
+    c = check_sample_weight(sample_weight, n)
+    c = np.ones(n) if c is None else c
     if offset is not None:
         offset = np.asarray(offset, dtype=np.float64)
         if offset.shape != (n,) or not np.all(np.isfinite(offset)):

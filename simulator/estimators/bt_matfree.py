@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bt import CERTIFIED, BTFit, _message
+from .bt import CERTIFIED, BTFit, _message, check_sample_weight
 
 __all__ = ["BTOperator", "dense_operator", "kron_operator", "fit_bt_matfree"]
 
@@ -147,9 +147,8 @@ def fit_bt_matfree(op: BTOperator, y, *, lam: float = 1e-4, sample_weight=None,
     s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
     if s.shape != (n,):
         raise ValueError(f"y must have shape ({n},); got {s.shape}")
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"sample_weight must be a finite non-negative array of shape ({n},)")
+    w = check_sample_weight(sample_weight, n)
+    w = np.ones(n) if w is None else w
     theta = np.zeros(p) if theta_init is None else np.array(theta_init, dtype=np.float64)
     if theta.shape != (p,):
         raise ValueError(f"theta_init must have shape ({p},); got {theta.shape}")

@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 
-from .base import PreferenceEstimator, check_data
-from .bt import BACKENDS, BTConvergenceWarning, fit_bt
+from .base import PreferenceEstimator, check_data, require_every_group
+from .bt import BACKENDS, BTConvergenceWarning, check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
 __all__ = ["PooledMLE", "SeparateMLE"]
@@ -47,6 +47,14 @@ class _BTMLE(PreferenceEstimator):
         if (isinstance(self.n_folds, (bool, np.bool_))
                 or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2):
             raise ValueError(f"n_folds must be an integer >= 2; got {self.n_folds!r}")
+
+    def _start_fit(self, data, fit_params):
+        """The common start of ``fit``: the fit parameters, the data and the hyperparameters
+        checked; returns (data, sample_weight)."""
+        sample_weight = self._check_fit_params(fit_params)["sample_weight"]
+        data = check_data(data)
+        self._validate_params()
+        return data, sample_weight
 
     def _fit_one(self, X, y, w, theta_init=None, label="", lam=None):
         res = fit_bt(X, y, lam=self.lam if lam is None else lam, sample_weight=w,
@@ -141,9 +149,7 @@ class PooledMLE(_BTMLE):
         **fit_params
             ``sample_weight`` (n,), optional non-negative weights of the comparisons.
         """
-        sample_weight = self._check_fit_params(fit_params)["sample_weight"]
-        data = check_data(data)
-        self._validate_params()
+        data, sample_weight = self._start_fit(data, fit_params)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if w is not None and w.shape != (data.n,):
             raise ValueError(f"sample_weight must have shape ({data.n},); got {w.shape}")
@@ -200,17 +206,9 @@ class SeparateMLE(_BTMLE):
         **fit_params
             ``sample_weight`` (n,), optional non-negative weights of the comparisons.
         """
-        sample_weight = self._check_fit_params(fit_params)["sample_weight"]
-        data = check_data(data)
-        self._validate_params()
-        counts = data.group_counts()
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            raise ValueError(f"SeparateMLE needs data for every group; group(s) "
-                             f"{empty.tolist()} have no comparisons (n_groups = {data.n_groups})")
-        w_all = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w_all is not None and w_all.shape != (data.n,):
-            raise ValueError(f"sample_weight must have shape ({data.n},)")
+        data, sample_weight = self._start_fit(data, fit_params)
+        require_every_group(data, "SeparateMLE")
+        w_all = check_sample_weight(sample_weight, data.n)
         lam = np.asarray(self._resolve_lam(data, w_all, per_unit=True), dtype=np.float64)
         self.lam_ = lam
         U, d = data.n_groups, data.d

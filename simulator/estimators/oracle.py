@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NewUsersFit, PreferenceEstimator, check_data
-from .bt import fit_bt
+from .base import NewUsersFit, PreferenceEstimator, check_data, require_every_group
+from .bt import check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
 __all__ = ["OracleB"]
@@ -144,16 +144,8 @@ class OracleB(PreferenceEstimator):
         """
         data = check_data(data)
         Beff = self._design(data)
-        counts = data.group_counts()
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            raise ValueError(f"OracleB needs data for every {who}; {who}(s) {empty.tolist()} "
-                             f"have no comparisons (n_groups = {data.n_groups})")
-        sw = None
-        if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
-            if sw.shape != (data.n,) or not np.all(np.isfinite(sw)) or np.any(sw < 0):
-                raise ValueError(f"sample_weight must be finite, >= 0, of shape ({data.n},)")
+        require_every_group(data, "OracleB", who)
+        sw = check_sample_weight(sample_weight, data.n)
         U = data.n_groups
         Z = data.X @ Beff
         lam, cv = resolve_bt_lam(self.lam, data, self._cv_fit, per_unit=True, X=Z,

@@ -89,8 +89,8 @@ import numpy as np
 from numba import njit
 
 from ..seeding import as_seed_sequence
-from .base import NewUsersFit, PreferenceEstimator, check_data
-from .bt import bt_objective, fit_bt
+from .base import NewUsersFit, PreferenceEstimator, check_data, require_every_group
+from .bt import bt_objective, check_sample_weight, fit_bt
 from .bt_blocks import fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
 from .regularisation import nuclear_lam
@@ -846,16 +846,8 @@ class SharedRep(PreferenceEstimator):
         sample_weight = self._check_fit_params(fit_params)["sample_weight"]
         data = check_data(data)
         self._validate(data.d)
-        counts = data.group_counts()
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            raise ValueError(f"SharedRep needs data for every group; group(s) {empty.tolist()} "
-                             f"have no comparisons (n_groups = {data.n_groups})")
-        sw = None
-        if sample_weight is not None:
-            sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
-            if sw.shape != (data.n,) or not np.all(np.isfinite(sw)) or np.any(sw < 0):
-                raise ValueError(f"sample_weight must be finite, >= 0, of shape ({data.n},)")
+        require_every_group(data, "SharedRep")
+        sw = check_sample_weight(sample_weight, data.n)
         return self._fit_arrays(data.X, data.y, data.group, sw, data.n_groups)
 
     def _fit_arrays(self, X, y, g, sw, U, warm=None):
@@ -961,16 +953,8 @@ class SharedRep(PreferenceEstimator):
         d, k = B.shape
         if data.d != d:
             raise ValueError(f"data has d = {data.d} features but the fitted B has d = {d}")
-        counts = data.group_counts()
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            raise ValueError(f"fit_new_users needs comparisons for every new user (group); "
-                             f"user(s) {empty.tolist()} have none (n_groups = {data.n_groups})")
-        sw = None
-        if sample_weight is not None:
-            sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
-            if sw.shape != (data.n,) or not np.all(np.isfinite(sw)) or np.any(sw < 0):
-                raise ValueError(f"sample_weight must be finite, >= 0, of shape ({data.n},)")
+        require_every_group(data, "fit_new_users", "new user")
+        sw = check_sample_weight(sample_weight, data.n)
         N = data.n_groups
         lam = max(float(self._lam_value), 1e-12)
         simplex = weights == "simplex"
