@@ -200,6 +200,21 @@ class PreferenceData:
             user_group=self.user_group, meta=dict(self.meta),
         )
 
+    def as_units(self, unit: str = "group") -> PreferenceData:
+        """The same comparisons with ``unit``'s ids as the group ids: ``self`` for
+        ``unit="group"``; for ``"user"`` a copy whose groups are the users (``group = user``,
+        ``n_groups = n_users``; no copy of X). Estimators that personalise per user
+        (``unit="user"``) fit on this view, so each user is one unit of their ``theta_``.
+        """
+        if unit == "group":
+            return self
+        if unit != "user":
+            raise ValueError(f"unit must be 'group' or 'user'; got {unit!r}")
+        return PreferenceData(
+            X=self.X, y=self.y, group=self.user, user=self.user, n_groups=self.n_users,
+            n_users=self.n_users, context=self.context, actions=self.actions,
+            meta=dict(self.meta, unit="user"))
+
     def by_group(self, u: int) -> PreferenceData:
         """The comparisons labelled by group ``u``."""
         if not 0 <= int(u) < self.n_groups:

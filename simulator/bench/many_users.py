@@ -2,9 +2,10 @@
 
 Issue 12 targets: ``N = 1,000`` users x 20 comparisons, ``d = 64``, ``k = 4`` under 30 s and
 under 2 GB peak memory, for ``SharedLoRA(rank=4, unit="group", fit_base=False)`` (the planted
-``theta0`` is 0, as in fig7; factorized solver, ``lam="auto"``) and ``SharedRep(k=4)`` (its defaults) with each user its own group; ``N =
-10,000`` under 5 minutes (skipped by ``--quick``). Registered explicit-only (minutes; not part
-of ``bench all``): ``python -m simulator bench many_users [--quick]``.
+``theta0`` is 0, as in fig7; factorized solver, ``lam="auto"``) and ``SharedRep(k=4)`` (its
+defaults, ``lam="auto"``) with each user its own group; ``N = 10,000`` under 5 minutes
+(skipped by ``--quick``). Registered explicit-only (minutes; not part of ``bench all``):
+``python -m simulator bench many_users [--quick]``.
 
 Each fit runs in a fresh subprocess (``python -c``) so that its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which includes the interpreter and the imports;
@@ -16,18 +17,13 @@ comparisons per user; the rows also report the mean squared per-user error again
 ``theta`` (beside the planted ``||theta_i||^2``, the error of ``theta = 0``) and ``sin theta``
 between the fitted and the planted subspace. Only the fit is timed.
 
-``SharedRep(lam=auto)`` is the ``lam="auto"`` option (the nuclear-norm scale
-``0.75 s (sqrt(d) + sqrt(N))``, SharedLoRA's default rule; nothing tuned on this benchmark):
-measured 2026-12-01, seed 0: N = 1,000 err^2 0.62 in 5.8 s (28 sweeps, converged), N = 10,000
-err^2 0.47 in 37 s (0.53 GB). ``SharedRep+reg`` is a non-default setting, ``vertex_lam = d`` (a ridge on ``B`` alone, pinning
-the simplex vertices) and ``lam = 20`` (shrinking each user's simplex weights towards the
-centre). Why: at the defaults, with 20 comparisons a user, the vertices grow to norm ~100
-(planted 2) and the error is ~100 x ``|theta|^2``. Measured 2026-12-01, N = 1,000, seed 0, one
-restart, err^2 (planted ``|theta|^2`` 1.60; the planted users' mean theta 0.60; OracleB with the
-true B and free weights 0.80 at lam = 1, 35 at lam = 1e-3): defaults 157 (202 sweeps, not
-converged); ``vertex_lam = 16``: 1.58; ``vertex_lam = 16, lam = 20``: 0.98; ``vertex_lam = 64,
-lam = 20``: 0.53 (39 sweeps, converged, 2.3 s). The setting was chosen on this benchmark's own
-data (not cross-validated): an indication of scale, not a tuned default.
+``SharedRep(lam=1e-3)`` is the default before 2026-12-02, kept as the row that shows why it
+changed: with 20 comparisons a user its vertices grow to norm ~100 (planted 2), the error is ~100
+x ``|theta|^2`` and altmin runs all its sweeps (measured 2026-12-01, N = 1,000: err^2 157, 72 s;
+it runs past its cap and is not run at N = 10,000). Measured 2026-12-02, seed 0, for the
+default ``lam = "auto"`` (the nuclear-norm scale ``0.75 s (sqrt(d) + sqrt(N))``, SharedLoRA's
+rule; nothing tuned on this benchmark): N = 1,000 err^2 0.62 in 6.5 s (29 sweeps, converged),
+N = 10,000 err^2 0.47 in 41 s (0.56 GB).
 """
 
 from __future__ import annotations
@@ -55,10 +51,8 @@ pop = Population.dirichlet(d, k, n_groups=N, users_per_group=1, seed=seed, signa
 data = pop.sample(N * n_per, seed=seed + 1, group_sampling="fixed")
 if name == "SharedLoRA":
     est = SharedLoRA(rank=k, unit="group", fit_base=False, seed=seed)
-elif name == "SharedRep(lam=auto)":
-    est = SharedRep(k=k, seed=seed, lam="auto")  # option: the nuclear-norm scale of the data
-elif name == "SharedRep+reg":
-    est = SharedRep(k=k, seed=seed, vertex_lam=float(d), lam=20.0)  # non-default (docstring)
+elif name == "SharedRep(lam=1e-3)":
+    est = SharedRep(k=k, seed=seed, lam=1e-3)  # the former default (module docstring)
 else:
     est = SharedRep(k=k, seed=seed)
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
@@ -99,7 +93,7 @@ def _run_case(name, N, seed, cap_s):
 
 @register("many_users", explicit=True)
 def run(quick: bool = False, seed: int = 0, out=print, sizes=None,
-        estimators=("SharedLoRA", "SharedRep", "SharedRep(lam=auto)", "SharedRep+reg")):
+        estimators=("SharedLoRA", "SharedRep", "SharedRep(lam=1e-3)")):
     sizes = sizes or ([1_000] if quick else [1_000, 10_000])
     out(f"Many users: N users x {N_PER} comparisons, d = {D}, k = {K}; each fit in its own "
         f"subprocess (peak RSS includes the interpreter and imports)")

@@ -11,11 +11,16 @@ Fit
     the class attribute ``_fit_params`` (e.g. ``("sample_weight",)``; ``EMMixture`` takes the
     diagnostic ``true_groups``), and an unknown key raises ``TypeError`` naming the key and the
     accepted ones (:meth:`PreferenceEstimator._check_fit_params`).
+Units
+    Every estimator that personalises (``SeparateMLE``, ``SharedRep``, ``OracleB``,
+    ``SharedLoRA``) takes ``unit="group"`` (default: one parameter vector per ``data.group``) or
+    ``unit="user"`` (one per ``data.user``; the fit runs on
+    :meth:`~simulator.data.PreferenceData.as_units`), and scores comparisons by the same ids.
+    ``PooledMLE`` fits one vector for all; ``EMMixture`` clusters users by construction.
 Fitted attributes
     Learned attributes end in ``_``. ``theta_`` has one row per *unit* the estimator
-    personalises: shape (U, d) with ``U = data.n_groups`` for every estimator except
-    ``SharedLoRA(unit="user")``, whose ``theta_`` is (N, d) with ``N = data.n_users`` (its units
-    are users; with ``unit="group"`` it is (U, d) too).
+    personalises: shape (U, d) with ``U = data.n_groups``, or (N, d) with ``N = data.n_users``
+    for ``unit="user"``.
 Certificate
     Every fit records ``objective_`` (the value of the objective the estimator states in its
     module docstring at the returned point; a scalar, or one entry per separately solved unit),
@@ -45,8 +50,8 @@ import numpy as np
 
 from ..data import PreferenceData
 
-__all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "check_data",
-           "require_every_group"]
+__all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "UNITS", "check_data",
+           "check_unit", "require_every_group"]
 
 
 class NotFittedError(RuntimeError):
@@ -85,20 +90,34 @@ def _check_unit_ids(X, unit, theta, what):
     return X, unit
 
 
+UNITS = ("group", "user")
+
+
+def check_unit(unit) -> str:
+    """``unit`` of a per-unit estimator: ``"group"`` or ``"user"`` (a named error otherwise)."""
+    if not isinstance(unit, str) or unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}; got {unit!r}")
+    return unit
+
+
 class _ScoresComparisons:
     """``predict_proba`` and ``log_likelihood`` of comparisons from a ``reward(X, unit)``; each
-    comparison of ``data`` is scored by the parameters of its ``data.group``."""
+    comparison of ``data`` is scored by the parameters of its unit: ``data.user`` for an
+    estimator fitted with ``unit="user"``, ``data.group`` otherwise."""
+
+    def _unit_ids(self, data):
+        return data.user if getattr(self, "unit", "group") == "user" else data.group
 
     def predict_proba(self, data) -> np.ndarray:
-        """P(y = 1) for each comparison of ``data``, scored by ``theta[data.group]``."""
+        """P(y = 1) for each comparison of ``data``, scored by its unit's ``theta``."""
         data = check_data(data)
-        z = self.reward(data.X, data.group)
+        z = self.reward(data.X, self._unit_ids(data))
         return 0.5 * (1.0 + np.tanh(0.5 * z))
 
     def log_likelihood(self, data) -> float:
-        """Sum of BT log-likelihoods of ``data`` under ``theta[data.group]``."""
+        """Sum of BT log-likelihoods of ``data``, each comparison under its unit's ``theta``."""
         data = check_data(data)
-        z = self.reward(data.X, data.group)
+        z = self.reward(data.X, self._unit_ids(data))
         return float(np.sum(_log_sigmoid((2.0 * data.y - 1.0) * z)))
 
 

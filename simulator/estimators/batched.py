@@ -83,6 +83,9 @@ def fit_many(estimator_factory, datasets, *, backend: str = "torch", device: str
     if backend != "torch" or not same:
         return [e.fit(d) for e, d in zip(ests, datasets)]
     e0 = ests[0]
+    if getattr(e0, "unit", "group") != "group":
+        # the batched drivers personalise per data.group: give them each data set's user view
+        datasets = [d.as_units(e0.unit) for d in datasets]
     if isinstance(getattr(e0, "lam", None), str):
         # lam = "auto" / "cv" is resolved per data set by the estimator's own fit.
         return [e.fit(d) for e, d in zip(ests, datasets)]

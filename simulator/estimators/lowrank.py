@@ -55,7 +55,7 @@ import warnings
 import numpy as np
 
 from ..seeding import as_seed_sequence
-from .base import PreferenceEstimator, check_data
+from .base import PreferenceEstimator, check_data, check_unit
 from .bt_blocks import fit_bt_blocks
 from .regularisation import NUCLEAR_C, nuclear_lam
 
@@ -63,7 +63,6 @@ __all__ = ["SharedLoRA", "sharedlora_objective", "fit_units_offset", "profiled_o
            "auto_lam"]
 
 SOLVERS = ("cvxpy", "factorized")
-UNITS = ("group", "user")
 LAM_MODES = ("auto", "cv")
 #: lam = "cv": the grid is ``auto_lam(data) * CV_GRID`` and this share of every unit's
 #: comparisons (at least one unit keeps one training comparison) is held out.
@@ -378,8 +377,7 @@ class SharedLoRA(PreferenceEstimator):
             raise ValueError(f"rank must be <= d = {d}; got rank = {r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}; got {self.solver!r}")
-        if self.unit not in UNITS:
-            raise ValueError(f"unit must be one of {UNITS}; got {self.unit!r}")
+        check_unit(self.unit)
         if isinstance(self.lam, str):
             if self.lam not in LAM_MODES:
                 raise ValueError(f"lam must be a number > 0 or one of {LAM_MODES}; "
@@ -633,22 +631,3 @@ class SharedLoRA(PreferenceEstimator):
         theta = self.theta0_[None, :] + (self.B_ @ W).T
         return NewUsersFit(theta=theta, W=W, objective=f, grad_norm=gn, n_iter=it,
                            converged=bool(conv.all()), converged_units=conv, weights="free")
-
-    # ------------------------------------------------------------------ per-unit evaluation
-    def reward_unit(self, X, unit) -> np.ndarray:
-        """Reward ``<theta_unit, X>`` (units are groups or users, per ``unit``)."""
-        return PreferenceEstimator.reward(self, X, unit)
-
-    def log_likelihood(self, data) -> float:
-        """BT log-likelihood of ``data`` with each comparison scored by its own unit."""
-        data = check_data(data)
-        self._check_fitted()
-        unit, _ = self._units(data)
-        t = (2.0 * data.y - 1.0) * self.reward_unit(data.X, unit)
-        return float(-np.logaddexp(0.0, -t).sum())
-
-    def predict_proba(self, data) -> np.ndarray:
-        data = check_data(data)
-        unit, _ = self._units(data)
-        z = self.reward_unit(data.X, unit)
-        return 0.5 * (1.0 + np.tanh(0.5 * z))

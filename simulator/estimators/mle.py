@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .base import PreferenceEstimator, check_data, require_every_group
+from .base import PreferenceEstimator, check_data, check_unit, require_every_group
 from .bt import BACKENDS, BTConvergenceWarning, check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
@@ -100,6 +100,11 @@ _LAM_DOC = """lam : float or {"auto", "cv"}, default 1e-4
         the fixed default is near the separable MLE and badly overfits; use ``"cv"`` there
         (``"auto"`` only removes the dependence on the feature scale)."""
 
+_UNIT_DOC = """unit : {"group", "user"}, default "group"
+        The units personalised: one ``theta`` per ``data.group``, or per ``data.user`` (the
+        fit runs on :meth:`~simulator.data.PreferenceData.as_units`, ``theta_`` has
+        ``data.n_users`` rows and comparisons are scored by their user)."""
+
 _COMMON_DOC = """norm_bound : float, optional
         Constraint ``||theta|| <= norm_bound``.
     tol : float, default 1e-9
@@ -179,10 +184,12 @@ class SeparateMLE(_BTMLE):
     ----------
     {_LAM_DOC}
     {_COMMON_DOC}
+    {_UNIT_DOC}
 
     Attributes
     ----------
     theta_ : array (U, d)
+        One row per unit (group, or user for ``unit="user"``); so are the per-group arrays.
     lam_ : array (U,)
         Each group's ridge.
     cv_scores_ : array (G, U)
@@ -197,6 +204,13 @@ class SeparateMLE(_BTMLE):
 
     _fit_params = ("sample_weight",)
 
+    def __init__(self, lam: float | str = 1e-4, norm_bound: float | None = None,
+                 tol: float = 1e-9, max_iter: int = 100, backend: str = "numba",
+                 device: str = "cpu", n_folds: int = 5, seed=0, unit: str = "group"):
+        super().__init__(lam=lam, norm_bound=norm_bound, tol=tol, max_iter=max_iter,
+                         backend=backend, device=device, n_folds=n_folds, seed=seed)
+        self.unit = unit
+
     def fit(self, data, **fit_params):
         """Fit every group's reward on its own comparisons; returns ``self``.
 
@@ -207,7 +221,8 @@ class SeparateMLE(_BTMLE):
             ``sample_weight`` (n,), optional non-negative weights of the comparisons.
         """
         data, sample_weight = self._start_fit(data, fit_params)
-        require_every_group(data, "SeparateMLE")
+        data = data.as_units(check_unit(self.unit))
+        require_every_group(data, "SeparateMLE", self.unit)
         w_all = check_sample_weight(sample_weight, data.n)
         lam = np.asarray(self._resolve_lam(data, w_all, per_unit=True), dtype=np.float64)
         self.lam_ = lam

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NewUsersFit, PreferenceEstimator, check_data, require_every_group
+from .base import NewUsersFit, PreferenceEstimator, check_data, check_unit, require_every_group
 from .bt import check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
@@ -64,6 +64,10 @@ class OracleB(PreferenceEstimator):
         Folds of ``lam="cv"`` (>= 2; ignored otherwise).
     seed : int, SeedSequence or Generator, default 0
         Fold assignment of ``lam="cv"`` (ignored otherwise).
+    unit : {"group", "user"}, default "group"
+        The units personalised: one ``theta`` per ``data.group``, or per ``data.user`` (the
+        fit runs on :meth:`~simulator.data.PreferenceData.as_units`, ``theta_`` has
+        ``data.n_users`` rows and comparisons are scored by their user).
 
     Attributes
     ----------
@@ -96,7 +100,7 @@ class OracleB(PreferenceEstimator):
     _fit_params = ("sample_weight",)
 
     def __init__(self, B, theta0=None, lam: float | str = 1e-4, norm_bound: float | None = None,
-                 tol: float = 1e-9, n_folds: int = 5, seed=0):
+                 tol: float = 1e-9, n_folds: int = 5, seed=0, unit: str = "group"):
         self.B = B
         self.theta0 = theta0
         self.lam = lam
@@ -104,6 +108,7 @@ class OracleB(PreferenceEstimator):
         self.tol = tol
         self.n_folds = n_folds
         self.seed = seed
+        self.unit = unit
 
     def _design(self, data):
         """Validated representation ``Beff`` (B, plus the base direction when there is one)."""
@@ -177,8 +182,9 @@ class OracleB(PreferenceEstimator):
             ``sample_weight`` (n,), optional.
         """
         fp = self._check_fit_params(fit_params)
+        data = check_data(data).as_units(check_unit(self.unit))
         Beff, coef, objective, grad, n_iter, conv, lam, cv = self._solve(
-            data, fp["sample_weight"], "group")
+            data, fp["sample_weight"], self.unit)
         k = np.asarray(self.B).shape[1]
         for name in ("cv_scores_", "cv_result_"):
             self.__dict__.pop(name, None)

@@ -49,7 +49,11 @@ Solvers
   span of the groups' means when d is large (``SPECTRAL_LOWRANK_D``);
 * after every sweep from the second on, an extrapolated point ``(B, W) + beta * step`` is tried
   and kept only if it lowers ``F`` (``accelerate=True``; Ang & Gillis 2019; constants and
-  measurements at ``EXTRAPOLATION_START``);
+  measurements at ``EXTRAPOLATION_START``); with free weights every sweep that did not converge
+  ends by moving to the factorisation of ``B W`` with the smallest ridge
+  (:func:`balance_factors`, closed form; the loss is unchanged, so ``F`` only decreases): the
+  sweeps alone crawl along that gauge when the ridge is large (70 to 92 sweeps instead of 4 at
+  ``lam = "auto"``, n = 1e5, d = 64, U = 5);
 * initialisation: restart 0 is spectral (method of moments): with ``m_u^{(1)}, m_u^{(2)}`` the
   averages of ``s_i x_i`` over two halves of group u's data (``E[s x] ∝ Sigma theta_u`` for
   Gaussian X, Stein's lemma), ``B0`` = top-k eigenvectors of
@@ -89,13 +93,13 @@ import numpy as np
 from numba import njit
 
 from ..seeding import as_seed_sequence
-from .base import NewUsersFit, PreferenceEstimator, check_data, require_every_group
+from .base import NewUsersFit, PreferenceEstimator, check_data, check_unit, require_every_group
 from .bt import bt_objective, check_sample_weight, fit_bt
 from .bt_blocks import fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
 from .regularisation import nuclear_lam
 
-__all__ = ["SharedRep", "project_simplex", "sharedrep_kkt_residual", "sharedrep_objective",
+__all__ = ["SharedRep", "balance_factors", "project_simplex", "sharedrep_kkt_residual", "sharedrep_objective",
            "simplex_kkt_residual"]
 
 WEIGHTS = ("simplex", "free")
@@ -641,6 +645,40 @@ def _extrapolate(fobj, B, W, B_new, W_new, f_new, beta, simplex):
 RESTART_DUPLICATE_TOL = 1e-2
 
 
+# Balancing (free weights). F is invariant in its loss under B -> B G, W -> G^-1 W; only the
+# ridge sees G, and altmin's sweeps move along this gauge slowly when the ridge is large (lam =
+# "auto" is 7.7 at n = 1e5, d = 64, U = 5: 70-92 sweeps instead of 4). balance_factors moves to
+# the best G in closed form after every sweep that did not converge, so F only decreases and the
+# fixed points are those of plain altmin (every stationary point of the ridge is balanced).
+BALANCE_MIN_SV = 1e-10  # relative: below it the product is rank deficient; not balanced
+
+
+def balance_factors(B, W, lam, lam_B=None):
+    r"""The factorisation of ``B W`` that minimises the ridge: ``argmin_G lam_B/2 ||B G||_F^2 +
+    lam/2 ||G^{-1} W||_F^2`` (G invertible, so ``B W`` and the loss are unchanged).
+
+    With ``B W = P S V^T`` (thin SVD, through the QRs of B and W^T) and ``c = (lam /
+    lam_B)^{1/4}``: ``B' = c P S^{1/2}``, ``W' = S^{1/2} V^T / c``, whose ridge is ``sqrt(lam
+    lam_B) ||B W||_*``, the minimum (``2 ||B||_F ||W||_F >= 2 ||B W||_*`` and AM-GM). Returns
+    ``(B, W)`` unchanged when either ridge is 0 (no minimiser), when ``U < k``, or when ``B W``
+    has a singular value below :data:`BALANCE_MIN_SV` of the largest (a rank-deficient product
+    would lose columns).
+    """
+    lam = float(lam)
+    lam_B = lam if lam_B is None else float(lam_B)
+    d, k = B.shape
+    if not (lam > 0 and lam_B > 0) or W.shape[1] < k:
+        return B, W
+    Qb, Rb = np.linalg.qr(B)
+    Qw, Rw = np.linalg.qr(W.T)
+    P, S, Vt = np.linalg.svd(Rb @ Rw.T)
+    if not S[-1] > BALANCE_MIN_SV * S[0]:
+        return B, W
+    c = (lam / lam_B) ** 0.25
+    root = np.sqrt(S)
+    return c * (Qb @ P) * root, (root[:, None] * Vt @ Qw.T) / c
+
+
 def _duplicate_of(theta, previous):
     """Index of the first of ``previous`` within RESTART_DUPLICATE_TOL of ``theta``, or -1."""
     for q, t in enumerate(previous):
@@ -689,18 +727,19 @@ class SharedRep(PreferenceEstimator):
     weights : {"simplex", "free"}
         Constraint on each ``w_u`` (see the module docstring for the simplex scale convention).
     solver : {"altmin", "joint"}
-    lam : float or "auto", default 1e-3
+    lam : float or "auto", default "auto"
         Ridge ``lambda/2 (||B||_F^2 + ||W||_F^2)`` on the summed objective (on free factors this
-        equals a nuclear-norm penalty ``lambda ||B W||_*`` at the optimum). ``"auto"``: the
-        nuclear-norm scale ``0.75 s (sqrt(d) + sqrt(U))`` of the data
-        (:func:`~simulator.estimators.regularisation.nuclear_lam`), recorded in ``lam_``. The
-        default 1e-3 was checked with thousands of comparisons per group (the figures' regime:
-        U = 3–8, d = 16–64); with few comparisons per group it lets the vertices run away
-        (measured, d = 64, k = 4, 1,000 users x 20 comparisons: mean squared error 157 against a
-        planted 1.6), where ``"auto"`` gives 0.62 in 6 s (``bench many_users``; 0.47 in 37 s at
-        10,000 users). It is not
-        the default because in the figures' regime altmin converges much more slowly under it
-        (n = 1e5, d = 64, U = 5: 28 s against 1.6–4.3 s) for the same error.
+        equals a nuclear-norm penalty ``lambda ||B W||_*`` at the optimum). ``"auto"`` (the
+        default): the nuclear-norm scale ``0.75 s (sqrt(d) + sqrt(U))`` of the data (``s`` the
+        root-mean-square feature;
+        :func:`~simulator.estimators.regularisation.nuclear_lam`, SharedLoRA's rule), recorded
+        in ``lam_``. Checked in two regimes (``python -m simulator bench sharedrep``,
+        ``many_users``, ``fewshot``; 2026-12-02): with few comparisons per group (d = 64, k = 4,
+        1,000 users x 20 comparisons) mean squared error 0.62 against a planted ``||theta||^2``
+        of 1.6, where ``lam = 1e-3`` (the default until then) let the simplex vertices run away
+        (error 157); with thousands per group (n = 1e5, d = 64, U = 5, the figures' regime) the
+        same error as ``lam = 1e-3`` (0.0141) in 4 s. The figures pass ``lam = 1e-3``
+        explicitly (their numbers predate the change). A number is used as given.
     n_restarts : int, default 3
         Restart 0 is spectral (altmin) or the first random draw (joint); the best objective wins.
     max_iter : int, default 100
@@ -720,15 +759,17 @@ class SharedRep(PreferenceEstimator):
         plain altmin.
     vertex_lam : float or None, default None
         Ridge on ``B`` alone, ``vertex_lam / 2 ||B||_F^2`` in place of ``lam / 2 ||B||_F^2``:
-        pins the scale of the simplex vertices (the columns of ``B_raw_``), which ``lam`` leaves
-        almost free when users have few comparisons. As a Gaussian prior ``b_j ~ N(0, I /
-        vertex_lam)`` it expects ``||b_j||^2 = d / vertex_lam``: ``vertex_lam = d / R^2`` for
-        vertices of norm about R. ``None`` uses ``lam`` (the objective as before). The default
-        stays ``None``: in the figures' regime (hundreds to thousands of comparisons per group)
-        the fitted vertex norms stay near the planted ones (1.3 to 1.8 against 2 with 4000 per
-        group, tests/estimators/test_fewshot_sharedrep.py); with 20 comparisons per user they
-        grew to 81 to 94 against 2 (``python -m simulator bench fewshot``), and
-        ``vertex_lam = d / 4`` pins them (see that benchmark's table).
+        pins the scale of the simplex vertices (the columns of ``B_raw_``). As a Gaussian prior
+        ``b_j ~ N(0, I / vertex_lam)`` it expects ``||b_j||^2 = d / vertex_lam``: ``vertex_lam =
+        d / R^2`` for vertices of norm about R. ``None`` uses ``lam_``, which at the default
+        ``lam = "auto"`` already pins them (60 users x 20 comparisons, planted norm 2: largest
+        fitted norm 1.9; with ``lam = 1e-3`` they grew to 14 to 19, and to 81 to 94 at 200 users,
+        ``bench fewshot``); it matters with a small numeric ``lam`` and few comparisons per
+        group.
+    unit : {"group", "user"}, default "group"
+        The units personalised: one ``w`` per ``data.group``, or per ``data.user`` (the fit
+        runs on :meth:`~simulator.data.PreferenceData.as_units`, ``theta_`` and ``W_`` have
+        ``data.n_users`` units and comparisons are scored by their user).
 
     Attributes
     ----------
@@ -758,10 +799,11 @@ class SharedRep(PreferenceEstimator):
     """
 
     def __init__(self, k: int, weights: str = "simplex", solver: str = "altmin",
-                 lam: float = 1e-3, n_restarts: int = 3, max_iter: int = 100, tol: float = 1e-7,
+                 lam="auto", n_restarts: int = 3, max_iter: int = 100, tol: float = 1e-7,
                  seed=0, lr: float = 5e-3, n_epochs: int = 50, batch_size: int = 256,
                  use_tanh: bool = False, weight_decay: float = 0.0, backend: str = "numba",
-                 device: str = "cpu", accelerate: bool = True, vertex_lam: float | None = None):
+                 device: str = "cpu", accelerate: bool = True, vertex_lam: float | None = None,
+                 unit: str = "group"):
         self.k = k
         self.weights = weights
         self.solver = solver
@@ -779,6 +821,7 @@ class SharedRep(PreferenceEstimator):
         self.device = device
         self.accelerate = accelerate
         self.vertex_lam = vertex_lam
+        self.unit = unit
 
     # ------------------------------------------------------------------ validation
     def _validate(self, d):
@@ -844,9 +887,9 @@ class SharedRep(PreferenceEstimator):
     def fit(self, data, **fit_params):
         """Fit on a :class:`~simulator.data.PreferenceData`; every group needs comparisons."""
         sample_weight = self._check_fit_params(fit_params)["sample_weight"]
-        data = check_data(data)
+        data = check_data(data).as_units(check_unit(self.unit))
         self._validate(data.d)
-        require_every_group(data, "SharedRep")
+        require_every_group(data, "SharedRep", self.unit)
         sw = check_sample_weight(sample_weight, data.n)
         return self._fit_arrays(data.X, data.y, data.group, sw, data.n_groups)
 
@@ -1120,11 +1163,18 @@ class SharedRep(PreferenceEstimator):
                     lambda Bc, Wc: sharedrep_objective(X, y, g, Bc, Wc, lam, sw, lam_B),
                     B, W, B_new, W_new, f_new, beta, simplex)
             B, W = B_new, W_new
-            hist.append({"iter": it, "phase": phase, "objective": min(f_new, f)})
             f = min(f_new, f)
             if rel <= self.tol:
+                hist.append({"iter": it, "phase": phase, "objective": f})
                 converged = True
                 break
+            if not simplex:  # the ridge's best gauge (balance_factors): F only decreases
+                Bb, Wb = balance_factors(B, W, lam, lam_B)
+                if Bb is not B:
+                    fb = sharedrep_objective(X, y, g, Bb, Wb, lam, sw, lam_B)
+                    if fb < f:
+                        B, W, f = Bb, Wb, fb
+            hist.append({"iter": it, "phase": phase, "objective": f})
         return B, W, f, hist, converged
 
     def _to_simplex(self, B, W, rng):
@@ -1196,7 +1246,10 @@ class SharedRep(PreferenceEstimator):
                              extrapolation_rule=extrapolation_update if self.accelerate
                              else None, extrapolation_start=EXTRAPOLATION_START,
                              project_weights=(lambda W: project_simplex(W.T).T) if simplex
-                             else None)
+                             else None,
+                             rebalance=None if simplex else (
+                                 lambda B, W: balance_factors(B, W, self._lam_value,
+                                                              self._lam_B)))
         return [(res.B[s], res.W[s], float(res.objective[s]), res.history[s],
                  bool(res.converged[s])) for s in range(res.B.shape[0])]
 

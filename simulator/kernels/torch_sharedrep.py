@@ -162,12 +162,32 @@ def _newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack,
     return theta
 
 
+def _rebalance(torch, objective, rebalance, B, W, fn, act, hist):
+    """``rebalance`` for the still-active problems, kept where it lowers F (``fn`` and the last
+    history entry updated in place)."""
+    Bn = B.cpu().numpy().astype(np.float64)
+    Wn = W.cpu().numpy().astype(np.float64)
+    Bb, Wb = Bn.copy(), Wn.copy()
+    for s in np.flatnonzero(act):
+        Bb[s], Wb[s] = rebalance(Bn[s], Wn[s])
+    Bt = torch.as_tensor(Bb, dtype=B.dtype, device=B.device)
+    Wt = torch.as_tensor(Wb, dtype=W.dtype, device=W.device)
+    fb = objective(Bt, Wt).cpu().numpy().astype(np.float64)
+    keep = act & (fb < fn)
+    for s in np.flatnonzero(keep):
+        fn[s] = fb[s]
+        hist[s][-1]["objective"] = float(fb[s])
+    k_t = torch.as_tensor(keep, device=B.device)[:, None, None]
+    return torch.where(k_t, Bt, B), torch.where(k_t, Wt, W)
+
+
 def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, lam_B: float | None = None,
                    max_iter: int = 100,
                    tol: float = 1e-7, inner_tol: float = 1e-10, skip_w: bool = False,
                    phase: str = "free", simplex_solver=None, device: str = "cpu",
                    dtype: str = "float64", extrapolation_rule=None,
-                   extrapolation_start: float = 1.0, project_weights=None) -> BatchedAltMin:
+                   extrapolation_start: float = 1.0, project_weights=None,
+                   rebalance=None) -> BatchedAltMin:
     """Alternating minimisation of S SharedRep problems in lock-step (module docstring).
 
     Parameters
@@ -198,6 +218,10 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, lam_B: float | Non
         The first ``beta``.
     project_weights : callable, optional
         ``project(W (k, U)) -> W`` applied to extrapolated weights (the simplex projection).
+    rebalance : callable, optional
+        ``rebalance(B (d, k), W (k, U)) -> (B, W)`` with the same product ``B W`` (numpy), applied
+        after every sweep that did not converge and kept where it lowers F (the estimator passes
+        :func:`simulator.estimators.sharedrep.balance_factors` for free weights, as its own loop).
     """
     torch = _import_torch()
     if dtype not in ("float64", "float32"):
@@ -353,6 +377,8 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, lam_B: float | Non
             u_t = torch.as_tensor(upd, device=dev)
             B = torch.where(u_t[:, None, None], B_new, B)
             W = torch.where(u_t[:, None, None], W_new, W)
+            if rebalance is not None and act.any():
+                B, W = _rebalance(torch, objective, rebalance, B, W, fn, act, hist)
             active = torch.as_tensor(act, device=dev)
             if not act.any():
                 break

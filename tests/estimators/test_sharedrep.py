@@ -36,7 +36,7 @@ def test_factors_theta_and_monotone_objective(weights):
     np.testing.assert_allclose((est.B_ @ est.W_).T, est.theta_, atol=1e-10)
     np.testing.assert_allclose((est.B_raw_ @ est.W_raw_).T, est.theta_, atol=1e-10)
     assert est.objective_ == pytest.approx(
-        sharedrep_objective(data.X, data.y, data.group, est.B_raw_, est.W_raw_, est.lam))
+        sharedrep_objective(data.X, data.y, data.group, est.B_raw_, est.W_raw_, est.lam_))
     if weights == "simplex":  # the constraint holds exactly (up to round-off)
         assert np.all(est.W_raw_ >= 0)
         np.testing.assert_allclose(est.W_raw_.sum(axis=0), 1.0, atol=1e-12)
@@ -100,12 +100,17 @@ def test_minority_error_sharedrep_clearly_below_separate():
     # groups' (U > k), so pooling can help. Minority proportion 0.02 of n = 20000 (~400
     # comparisons for 64 parameters). Measured on population seeds 0..5 (data seed 100 + s,
     # n_restarts=1), minority l2 error:
-    #   Separate 1.94 1.72 1.37 2.48 1.29 1.55; SharedRep(free) 0.50 0.41 0.21 0.84 0.47 0.27;
-    #   SharedRep(simplex) 0.32 0.24 0.12 0.31 0.33 0.26; OracleB 0.34 0.39 0.15 0.68 0.39 0.07.
-    #   Ratios Separate / SharedRep: free 2.7 to 6.5, simplex 3.9 to 11.3. The margin we defend:
-    #   Separate's minority error is at least TWICE SharedRep's, seed by seed, for both weight
-    #   models (below the smallest observed ratio, 2.7).
-    # Ordering: OracleB (true B, FREE weights) <= SharedRep(free) <= Separate. The oracle is not a
+    #   Separate 1.94 1.72 1.37 2.48 1.29 1.55;
+    #   SharedRep defaults (lam = "auto"): free 0.33 0.30 0.14 0.52 0.52 0.27,
+    #     simplex 0.29 0.22 0.12 0.26 0.33 0.25;
+    #   SharedRep(lam = 1e-3): free 0.50 0.41 0.21 0.84 0.47 0.27, simplex 0.32 0.24 0.12 0.31
+    #     0.33 0.26; OracleB (lam = 1e-4) 0.34 0.39 0.15 0.68 0.39 0.07.
+    #   Ratios Separate / SharedRep at the defaults: free 2.5 to 10, simplex 3.9 to 11.3. The
+    #   margin we defend: Separate's minority error is at least TWICE SharedRep's, seed by seed,
+    #   for both weight models (below the smallest observed ratio, 2.5).
+    # Ordering: OracleB (true B, FREE weights) <= SharedRep(free) <= Separate at the same small
+    # ridge (lam = 1e-3; the default's larger ridge shrinks, and beat the near-unpenalised oracle
+    # on seeds 0 to 3, so that pair is not an ordering of estimators). The oracle is not a
     # floor for simplex SharedRep: on the simplex the minority's theta has k - 1 = 1 free
     # coordinate against the oracle's k = 2, and simplex SharedRep beat the free oracle on some
     # seeds (0.243 vs 0.386 on seed 1). Oracle vs SharedRep(free) is an ordering in expectation
@@ -119,9 +124,11 @@ def test_minority_error_sharedrep_clearly_below_separate():
                            pop.theta)[0]
         simp = param_error(SharedRep(2, weights="simplex", n_restarts=1).fit(data).theta_,
                            pop.theta)[0]
+        free_small = param_error(SharedRep(2, weights="free", lam=1e-3, n_restarts=1)
+                                 .fit(data).theta_, pop.theta)[0]
         orc = param_error(OracleB(pop.B).fit(data).theta_, pop.theta)[0]
         assert sep >= 2.0 * free and sep >= 2.0 * simp, (s, sep, free, simp)
-        assert orc <= 1.25 * free and free <= sep, (s, orc, free, sep)
+        assert orc <= 1.25 * free_small and free_small <= sep, (s, orc, free_small, sep)
 
 
 def test_joint_solver_reproducible_and_constraints():

@@ -26,8 +26,8 @@ def test_structured_b_step_equals_the_kronecker_design_reference(weighted):
     sw = rng.random(y.size) if weighted else None
     B0 = np.linalg.qr(rng.standard_normal((7, 3)))[0]
     W = 2.0 * rng.dirichlet(np.ones(3), size=3).T
-    a = SharedRep(3)._b_step(X, y, g, sw, B0, W)
-    b = SharedRep(3, backend="numpy")._b_step(X, y, g, sw, B0, W)
+    a = SharedRep(3, lam=1e-3)._b_step(X, y, g, sw, B0, W)
+    b = SharedRep(3, lam=1e-3, backend="numpy")._b_step(X, y, g, sw, B0, W)
     assert np.abs(a - b).max() <= 1e-7 * np.abs(b).max()
     # and it is the minimiser: the gradient of the B-step objective vanishes there
     F = srm._kron_features(X, g, W)
@@ -87,21 +87,25 @@ def test_restarts_that_meet_again_are_not_rerun(monkeypatch):
 
 
 def test_vertex_lam_pins_the_vertex_scale():
-    # 60 users x 20 comparisons, each user a group: with the default ridge the fitted hull grows
-    # far beyond the planted vertices (norm 2) to fit each user's noise; vertex_lam = d / R^2
-    # with R = 2 keeps them near 2 (measured column norms: default 14 to 19, pinned 2.3 to 2.6).
+    # 60 users x 20 comparisons, each user a group: with a small ridge (lam = 1e-3, the default
+    # before lam="auto") the fitted hull grows far beyond the planted vertices (norm 2) to fit
+    # each user's noise; vertex_lam = d / R^2 with R = 2 keeps them near 2 (measured column
+    # norms: lam = 1e-3 14 to 19, pinned 2.3 to 2.6), and so does the default lam = "auto"
+    # (its lam_ also rides on B; measured max column norm 1.9).
     d, k = 8, 3
     pop = Population.dirichlet(d, k, 60, seed=5, alpha=1.0, signal=2.0)
     data = pop.sample(60 * 20, seed=6, group_sampling="fixed")
-    free_scale = SharedRep(k, max_iter=40).fit(data)
-    pinned = SharedRep(k, vertex_lam=d / 4.0, max_iter=40).fit(data)
+    free_scale = SharedRep(k, lam=1e-3, max_iter=40).fit(data)
+    pinned = SharedRep(k, lam=1e-3, vertex_lam=d / 4.0, max_iter=40).fit(data)
+    default = SharedRep(k, max_iter=40).fit(data)
     n_free = np.linalg.norm(free_scale.B_raw_, axis=0).max()
     n_pin = np.linalg.norm(pinned.B_raw_, axis=0).max()
     assert n_pin <= 4.0 and n_free >= 3 * n_pin, (n_free, n_pin)
+    assert np.linalg.norm(default.B_raw_, axis=0).max() <= 4.0
     assert pinned.objective_ == pytest.approx(sharedrep_objective(
-        data.X, data.y, data.group, pinned.B_raw_, pinned.W_raw_, pinned.lam, lam_B=d / 4.0))
+        data.X, data.y, data.group, pinned.B_raw_, pinned.W_raw_, pinned.lam_, lam_B=d / 4.0))
     # the torch back-end solves the same objective
-    tor = SharedRep(k, vertex_lam=d / 4.0, max_iter=40, backend="torch").fit(data)
+    tor = SharedRep(k, lam=1e-3, vertex_lam=d / 4.0, max_iter=40, backend="torch").fit(data)
     assert tor.objective_ == pytest.approx(pinned.objective_, rel=1e-8)
     with pytest.raises(ValueError, match="vertex_lam"):
         SharedRep(k, vertex_lam=-1.0).fit(data)
@@ -115,11 +119,11 @@ def test_kkt_residual_is_recorded_and_correct(weights):
     # independent computation: B-gradient on the Kronecker design, W-gradients per group
     B, W = est.B_raw_, est.W_raw_
     F = srm._kron_features(data.X, data.group, W)
-    _f, gB, _H = srm.bt_objective(B.T.ravel(), F, data.y, est.lam)
+    _f, gB, _H = srm.bt_objective(B.T.ravel(), F, data.y, est.lam_)
     parts = [gB @ gB]
     Z = data.X @ B
     for u, rows in enumerate(data.group_rows()):
-        _f, gw, _H = srm.bt_objective(W[:, u], Z[rows], data.y[rows], est.lam)
+        _f, gw, _H = srm.bt_objective(W[:, u], Z[rows], data.y[rows], est.lam_)
         r = (srm.simplex_kkt_residual(W[:, u], gw, rows.size) if weights == "simplex"
              else np.linalg.norm(gw))
         parts.append(r * r)
@@ -133,7 +137,7 @@ def test_kkt_residual_is_recorded_and_correct(weights):
 
 
 def test_lam_auto_is_the_nuclear_norm_scale_and_fixes_few_comparisons_per_group():
-    # 60 users x 20 comparisons, d = 16: at the default lam = 1e-3 the simplex vertices run away
+    # 60 users x 20 comparisons, d = 16: at lam = 1e-3 (the former default) the vertices run away
     # (error far above the planted norm, the measurement); lam = "auto" =
     # 0.75 s (sqrt(d) + sqrt(U)) keeps the error below the planted ||theta||^2 (theta = 0 would
     # score exactly that), on both weight types.
@@ -148,8 +152,9 @@ def test_lam_auto_is_the_nuclear_norm_scale_and_fixes_few_comparisons_per_group(
         assert est.lam_ == pytest.approx(0.75 * np.sqrt(np.mean(data.X**2)) * (4 + np.sqrt(60)))
         err = np.mean(np.sum((est.theta_ - pop.theta) ** 2, axis=1))
         assert err < planted
-    default = SharedRep(3, n_restarts=1).fit(data)
-    assert np.mean(np.sum((default.theta_ - pop.theta) ** 2, axis=1)) > 2 * planted
+    small = SharedRep(3, lam=1e-3, n_restarts=1).fit(data)
+    assert np.mean(np.sum((small.theta_ - pop.theta) ** 2, axis=1)) > 2 * planted
+    assert SharedRep(3).lam == "auto"  # the default is the rule tested above
 
 
 def test_lam_auto_scales_with_the_features():
