@@ -14,9 +14,9 @@ them all is much cheaper than thousands of separate calls. :func:`fit_many` is t
   for SharedRep, mixed shapes) is fitted one data set at a time with ``est.fit(data)``.
 
 Each returned estimator carries the same fitted attributes as after ``est.fit(data)`` with
-``backend="torch"`` (equal to the numba back-end within 1e-6 relative in float64); they are
-handed over through the contract's ``_set_fitted`` hook (:mod:`.base`), and SharedRep's through
-its own result hook ``_set_result``.
+``backend="torch"`` (equal to the numba back-end within 1e-6 relative in float64), certificate
+included; they are handed over through the contract's ``_set_fitted`` hook (:mod:`.base`; SharedRep
+derives its orthonormal basis and ``theta_`` there).
 
 **From a sweep.** The sweep engine runs one cell per task call. A figure that wants batching
 groups its cells itself: build the cells' data sets (each from its own seed, as the
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .mle import PooledMLE, SeparateMLE
-from .sharedrep import SharedRep, _altmin_restarts_torch
+from .sharedrep import SharedRep, altmin_restarts_batched, sharedrep_kkt_residual
 
 __all__ = ["fit_many"]
 
@@ -149,7 +149,9 @@ def _sharedrep(ests, datasets):
     problems = [(np.ascontiguousarray(d.X, dtype=np.float64),
                  np.ascontiguousarray(d.y, dtype=np.int8),
                  np.asarray(d.group, dtype=np.int64), None) for d in datasets]
-    out = _altmin_restarts_torch(ests, problems, U)
-    for e, o in zip(ests, out):
-        e._set_result(*o)
+    out = altmin_restarts_batched(ests, problems, U)
+    for e, o, (X, y, g, _sw) in zip(ests, out, problems):
+        e._set_fitted(**SharedRep._result(*o))
+        e.kkt_residual_ = sharedrep_kkt_residual(X, y, g, e.B_raw_, e.W_raw_, e._lam_value,
+                                                 None, e._lam_B, simplex=e.weights == "simplex")
     return ests

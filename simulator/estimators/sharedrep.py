@@ -99,7 +99,7 @@ from .bt_blocks import fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
 from .regularisation import nuclear_lam
 
-__all__ = ["SharedRep", "balance_factors", "project_simplex", "sharedrep_kkt_residual", "sharedrep_objective",
+__all__ = ["SharedRep", "altmin_restarts_batched", "balance_factors", "project_simplex", "sharedrep_kkt_residual", "sharedrep_objective",
            "simplex_kkt_residual"]
 
 WEIGHTS = ("simplex", "free")
@@ -794,8 +794,7 @@ class SharedRep(PreferenceEstimator):
     kkt_residual_ : float
         :func:`sharedrep_kkt_residual` at the returned factors (gradient units of the summed
         objective). altmin stops on the change of F, not on this residual; each W-block is
-        exact at the returned B, so it is mostly the B-gradient left by the last sweep. NaN
-        after :func:`simulator.estimators.batched.fit_many`.
+        exact at the returned B, so it is mostly the B-gradient left by the last sweep.
     """
 
     def __init__(self, k: int, weights: str = "simplex", solver: str = "altmin",
@@ -882,23 +881,53 @@ class SharedRep(PreferenceEstimator):
         return self.lam_
 
     # ------------------------------------------------------------------ public fit
-    _fit_params = ("sample_weight",)
+    _fit_params = ("sample_weight", "init")
 
     def fit(self, data, **fit_params):
-        """Fit on a :class:`~simulator.data.PreferenceData`; every group needs comparisons."""
-        sample_weight = self._check_fit_params(fit_params)["sample_weight"]
+        """Fit on a :class:`~simulator.data.PreferenceData`; returns ``self``.
+
+        Parameters
+        ----------
+        data : PreferenceData
+            Every unit (group, or user for ``unit="user"``) needs comparisons unless ``init``
+            is given.
+        **fit_params
+            ``sample_weight`` (n,), optional non-negative weights of the comparisons.
+            ``init = (B_raw, W_raw)`` ((d, k), (k, U); ``W_raw`` on the simplex for simplex
+            weights): a warm start, one altmin run from these factors instead of the restarts
+            (the EM M-step's use); a unit without comparisons keeps its column of ``W_raw``.
+        """
+        fp = self._check_fit_params(fit_params)
         data = check_data(data).as_units(check_unit(self.unit))
         self._validate(data.d)
-        require_every_group(data, "SharedRep", self.unit)
-        sw = check_sample_weight(sample_weight, data.n)
-        return self._fit_arrays(data.X, data.y, data.group, sw, data.n_groups)
+        if fp["init"] is None:
+            require_every_group(data, "SharedRep", self.unit)
+        return self.fit_arrays(data.X, data.y, data.group, data.n_groups,
+                               sample_weight=fp["sample_weight"], init=fp["init"])
 
-    def _fit_arrays(self, X, y, g, sw, U, warm=None):
-        """Fit on arrays; ``warm = (B_raw, W_raw)`` runs one altmin from there (EM M-step)."""
-        self._validate(X.shape[1])
+    def fit_arrays(self, X, y, group, n_groups, *, sample_weight=None, init=None):
+        """:meth:`fit` on arrays (drivers that build many data sets, e.g. the EM M-step).
+
+        ``X`` (n, d) finite, ``y`` (n,) in {0, 1}, ``group`` (n,) ids in ``[0, n_groups)``; a
+        group without rows keeps its column of ``init`` (zeros without one). Validated as
+        :meth:`fit` validates, except that empty groups are allowed. Returns ``self``.
+        """
         X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D array (n, d); got shape {X.shape}")
+        self._validate(X.shape[1])
         y = np.ascontiguousarray(y, dtype=np.int8)
-        g = np.asarray(g, dtype=np.int64)
+        g = np.asarray(group, dtype=np.int64)
+        U = int(n_groups)
+        n, d = X.shape
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X must be finite")
+        if y.shape != (n,) or g.shape != (n,):
+            raise ValueError(f"y and group must have shape ({n},); got {y.shape}, {g.shape}")
+        if n and (g.min() < 0 or g.max() >= U):
+            raise ValueError(f"group ids must lie in [0, n_groups) = [0, {U})")
+        sw = check_sample_weight(sample_weight, n)
+        warm = None if init is None else self._check_init(init, d, U)
         self._resolve_lam(X, U)
         if self.solver == "altmin" and self.backend != "torch":
             # Group-sorted rows: every group is a contiguous block (the structured B-step and
@@ -916,7 +945,7 @@ class SharedRep(PreferenceEstimator):
                     lay, [warm[0]], [warm[1]], self.weights == "simplex", "warm", skip_w=True)[0]
                 objs = np.array([obj])
             else:
-                B, W, obj, hist, conv, objs, dup = _altmin_restarts_torch(
+                B, W, obj, hist, conv, objs, dup = altmin_restarts_batched(
                     [self], [(X, y, g, sw)], U)[0]
         else:
             from ..kernels.bt_numba import one_blas_thread
@@ -933,7 +962,7 @@ class SharedRep(PreferenceEstimator):
                     objs = np.array([obj])
                 else:
                     B, W, obj, hist, conv, objs, dup = self._altmin_restarts(X, y, g, sw, U)
-        self._set_result(B, W, obj, hist, conv, objs, dup)
+        self._set_fitted(**self._result(B, W, obj, hist, conv, objs, dup))
         self.kkt_residual_ = sharedrep_kkt_residual(
             X, y, g, B, W, self._lam_value, sw, self._lam_B,
             simplex=self.weights == "simplex")
@@ -1016,19 +1045,47 @@ class SharedRep(PreferenceEstimator):
         return NewUsersFit(theta=(B @ W).T, W=W, objective=obj, grad_norm=res, n_iter=n_iter,
                            converged=bool(conv.all()), converged_units=conv, weights=weights)
 
-    def _set_result(self, B, W, obj, hist, conv, objs, dup=None):
-        self.B_raw_, self.W_raw_ = B, W
-        self.B_, self.W_ = _orthonormalise(B, W)
-        self.theta_ = (B @ W).T.copy()
-        self.objective_ = float(obj)
-        self.history_ = hist
-        self.restart_objectives_ = np.asarray(objs, dtype=np.float64)
-        self.restart_duplicate_of_ = (np.full(self.restart_objectives_.size, -1, dtype=np.int64)
-                                      if dup is None else np.asarray(dup, dtype=np.int64))
-        self.n_iter_ = len(hist)
-        self.converged_ = bool(conv)
-        self.kkt_residual_ = float("nan")  # set by _fit_arrays, which has the data
-        return self
+    def _check_init(self, init, d, U):
+        """``init = (B_raw, W_raw)`` validated (shapes, finite, simplex columns)."""
+        if self.solver != "altmin":
+            raise ValueError("init (a warm start) needs solver='altmin'")
+        try:
+            B0, W0 = (np.array(a, dtype=np.float64) for a in init)
+        except (TypeError, ValueError):
+            raise ValueError("init must be a pair (B_raw (d, k), W_raw (k, U)) of arrays") from None
+        k = int(self.k)
+        if B0.shape != (d, k) or W0.shape != (k, U):
+            raise ValueError(f"init must be (B_raw ({d}, {k}), W_raw ({k}, {U})); got "
+                             f"{B0.shape}, {W0.shape}")
+        if not (np.all(np.isfinite(B0)) and np.all(np.isfinite(W0))):
+            raise ValueError("init must be finite")
+        if self.weights == "simplex" and not (np.all(W0 >= -1e-12)
+                                              and np.allclose(W0.sum(axis=0), 1.0, atol=1e-9)):
+            raise ValueError("init's W_raw columns must lie on the simplex for weights='simplex'")
+        return B0, W0
+
+    @staticmethod
+    def _result(B, W, obj, hist, conv, objs, dup=None):
+        """The fitted attributes of one altmin / joint result (for :meth:`_set_fitted`)."""
+        objs = np.asarray(objs, dtype=np.float64)
+        return dict(B_raw_=B, W_raw_=W, objective_=float(obj), history_=hist,
+                    converged_=bool(conv), restart_objectives_=objs,
+                    restart_duplicate_of_=(np.full(objs.size, -1, dtype=np.int64) if dup is None
+                                           else np.asarray(dup, dtype=np.int64)))
+
+    def _set_fitted(self, **attrs):
+        """The contract's hook (:meth:`PreferenceEstimator._set_fitted`) with SharedRep's derived
+        state: given ``B_raw_`` and ``W_raw_`` it sets ``B_``, ``W_`` (orthonormalised) and
+        ``theta_``, and ``n_iter_`` from ``history_``; ``kkt_residual_`` is NaN unless given
+        (the caller has the data)."""
+        if "B_raw_" in attrs:
+            B, W = attrs["B_raw_"], attrs["W_raw_"]
+            attrs["B_"], attrs["W_"] = _orthonormalise(B, W)
+            attrs["theta_"] = (B @ W).T.copy()
+            attrs.setdefault("kkt_residual_", float("nan"))
+        if "history_" in attrs:
+            attrs.setdefault("n_iter_", len(attrs["history_"]))
+        return super()._set_fitted(**attrs)
 
     # ------------------------------------------------------------------ altmin
     def _spectral_init(self, X, y, idx, rng):
@@ -1324,13 +1381,16 @@ class SharedRep(PreferenceEstimator):
         return (*best, np.array(objs))
 
 
-def _altmin_restarts_torch(ests, problems, U):
-    """:meth:`SharedRep._altmin_restarts` for several data sets at once (torch kernel).
+def altmin_restarts_batched(ests, problems, U):
+    """SharedRep's altmin restarts for several data sets at once (the torch kernel), the driver
+    behind :func:`simulator.estimators.batched.fit_many`.
 
     ``ests[j]`` (same hyperparameters, own ``seed``) fits ``problems[j] = (X, y, g, sw)``; every
     data set has the same ``U`` and ``d``. Restart r of all data sets runs in one batched call;
     each data set draws its starting points from its own estimator's seed exactly as the numba
-    path does, so both back-ends start from the same points.
+    path does, so both back-ends start from the same points. Returns, per data set, ``(B, W,
+    objective, history, converged, restart_objectives, restart_duplicate_of)``, which
+    ``est._set_fitted(**SharedRep._result(*out))`` records.
     """
     e0 = ests[0]
     lams = {e._resolve_lam(p[0], U) for e, p in zip(ests, problems)}

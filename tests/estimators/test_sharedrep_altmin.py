@@ -216,3 +216,41 @@ def test_balancing_cuts_the_sweeps_of_a_large_ridge():
     # the product is balanced at the returned point (up to the last sweep's change)
     B, W = est.B_raw_, est.W_raw_
     np.testing.assert_allclose(B.T @ B, W @ W.T, rtol=0, atol=1e-3 * np.abs(W @ W.T).max())
+
+
+def test_init_warm_start_is_a_fixed_point_and_keeps_empty_groups():
+    # A converged fit's own factors are (up to the stopping tolerance) a fixed point of altmin:
+    # a warm start from them stops after a sweep or two at an objective no higher.
+    pop = Population.shared(8, 2, [0.2, 0.3, 0.5], seed=4)
+    data = pop.sample(3000, seed=5)
+    for weights in ("free", "simplex"):
+        est = SharedRep(2, weights=weights, seed=0).fit(data)
+        warm = SharedRep(2, weights=weights, seed=0).fit(
+            data, init=(est.B_raw_, est.W_raw_))
+        assert warm.converged_ and warm.n_iter_ <= 3
+        assert warm.objective_ <= est.objective_ * (1 + 1e-12)
+        np.testing.assert_allclose(warm.theta_, est.theta_, rtol=0, atol=1e-3)
+    # with init, a group without comparisons is allowed and keeps its column of W_raw
+    sub = data.subset(data.group != 1)
+    W0 = est.W_raw_.copy()
+    fit = SharedRep(2, seed=0).fit(sub, init=(est.B_raw_, W0))
+    np.testing.assert_array_equal(fit.W_raw_[:, 1], W0[:, 1])
+    with pytest.raises(ValueError, match="every group"):
+        SharedRep(2, seed=0).fit(sub)
+    with pytest.raises(ValueError, match="init must be"):
+        SharedRep(2).fit(data, init=(est.B_raw_, est.W_raw_[:, :2]))
+    with pytest.raises(ValueError, match="simplex"):
+        SharedRep(2).fit(data, init=(est.B_raw_, 2.0 * est.W_raw_))
+
+
+def test_fit_many_sharedrep_carries_the_certificate():
+    from simulator.estimators import fit_many
+
+    pop = Population.shared(6, 2, [0.3, 0.7], seed=6)
+    datasets = [pop.sample(1500, seed=s) for s in (1, 2)]
+    many = fit_many(lambda: SharedRep(2, weights="free", lam=1e-3, n_restarts=1), datasets)
+    for est, data in zip(many, datasets):
+        one = SharedRep(2, weights="free", lam=1e-3, n_restarts=1, backend="torch").fit(data)
+        assert np.isfinite(est.kkt_residual_)
+        assert est.kkt_residual_ == pytest.approx(one.kkt_residual_, rel=1e-6, abs=1e-9)
+        np.testing.assert_allclose(est.theta_, one.theta_, rtol=1e-9, atol=1e-12)
