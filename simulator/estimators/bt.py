@@ -265,6 +265,69 @@ def _newton_step(H, g):
     return step, slope
 
 
+def newton_minimize(fg, hess, fonly, theta, *, scale, tol, max_iter, chord_ratio):
+    """The Newton driver for BT objectives given as callables (structured designs: the
+    SharedRep B-step's Kronecker Hessian), the algorithm of :func:`_newton` without its
+    design-specific parts: damped Newton, Armijo backtracking, the Newton matrix kept while the
+    gradient norm contracts by ``chord_ratio`` per step (a kept matrix whose step fails the
+    Armijo test is refreshed instead of backtracked), a Levenberg step when the exact matrix
+    does not factorise, converged when ``||grad|| <= tol * scale``.
+
+    Parameters
+    ----------
+    fg : callable
+        ``fg(theta) -> (f, grad, state)``, exact; ``state`` is what ``hess`` needs at theta.
+    hess : callable
+        ``hess(state) -> H``, the Newton matrix (Hessian + ridge).
+    fonly : callable
+        ``fonly(theta) -> f`` (the line search).
+
+    Returns
+    -------
+    theta, f, grad, converged
+    """
+    f, g, st = fg(theta)
+    H, fresh = hess(st), True
+    converged = False
+    for _it in range(int(max_iter)):
+        gnorm = float(np.linalg.norm(g))
+        if gnorm <= tol * scale:
+            converged = True
+            break
+        step, slope = _newton_step(H, g)
+        if step is None:
+            if not fresh:
+                H, fresh = hess(st), True
+                continue
+            step = _damped_step(H, g)  # the exact matrix is singular or indefinite
+            slope = float(g @ step) if step is not None else 0.0
+            if step is None or not (np.isfinite(slope) and slope < 0):
+                break
+        t = 1.0
+        while True:
+            cand = theta + t * step
+            f_new = fonly(cand)
+            if f_new <= f + 1e-4 * t * slope + 1e-13 * abs(f):
+                break
+            if not fresh:
+                break
+            t *= 0.5
+            if t < 1e-12:
+                break
+        if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):
+            if fresh:
+                break  # no decrease available at machine precision
+            H, fresh = hess(st), True  # a stale matrix gave a poor step
+            continue
+        theta = cand
+        f, g, st = fg(theta)
+        if float(np.linalg.norm(g)) > chord_ratio * gnorm:
+            H, fresh = hess(st), True
+        else:
+            fresh = False
+    return theta, f, g, converged
+
+
 def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     """Damped Newton with a lazily refreshed Hessian and Armijo backtracking on
     f + lam/2 ||theta||^2.

@@ -94,7 +94,7 @@ from numba import njit
 
 from ..seeding import as_seed_sequence
 from .base import NewUsersFit, PreferenceEstimator, check_data, check_unit, require_every_group
-from .bt import bt_objective, check_sample_weight, fit_bt
+from .bt import bt_objective, check_sample_weight, fit_bt, newton_minimize
 from .bt_blocks import fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
 from .regularisation import nuclear_lam
@@ -389,10 +389,9 @@ def _b_step_structured(X, y, sw, bounds, B, W, lam, tol, max_iter=100):
     passes are vectorised over the rows (``n d k`` for the value and gradient) and the per-group
     Grams are formed in batches (:func:`_kron_hessian_batched`).
 
-    Same algorithm and stopping test as :func:`~.bt.fit_bt`: damped Newton, Armijo backtracking,
-    the Newton matrix kept while the gradient norm contracts by :data:`B_STEP_CHORD_RATIO` per
-    step (a kept matrix whose step fails the Armijo test is refreshed instead of backtracked),
-    converged when ``||grad|| <= tol * sum(c)``.
+    Solved by :func:`~.bt.newton_minimize`, the algorithm and stopping test of
+    :func:`~.bt.fit_bt` on callables (chord ratio :data:`B_STEP_CHORD_RATIO`), converged when
+    ``||grad|| <= tol * sum(c)``.
 
     Parameters
     ----------
@@ -425,47 +424,11 @@ def _b_step_structured(X, y, sw, bounds, B, W, lam, tol, max_iter=100):
     def unvec(theta):
         return theta.reshape(k, d).T
 
-    from scipy.linalg import cho_factor, cho_solve
-
-    theta = B.T.ravel().copy()
-    f, g, ts = fg(unvec(theta))
-    H, fresh = hess(ts), True
-    for _it in range(int(max_iter)):
-        gnorm = float(np.linalg.norm(g))
-        if gnorm <= tol * scale:
-            break
-        try:
-            step = -cho_solve(cho_factor(H), g)
-        except np.linalg.LinAlgError:
-            if not fresh:
-                H, fresh = hess(margins(unvec(theta))), True
-                continue
-            break  # H = Hessian + lam I with lam > 0 is positive definite; round-off only
-        slope = float(g @ step)
-        if not (np.isfinite(slope) and slope < 0):
-            break
-        t = 1.0
-        while True:
-            cand = theta + t * step
-            f_new = loss(margins(unvec(cand))) + 0.5 * lam * float(cand @ cand)
-            if f_new <= f + 1e-4 * t * slope + 1e-13 * abs(f):
-                break
-            if not fresh:
-                break
-            t *= 0.5
-            if t < 1e-12:
-                break
-        if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):
-            if fresh:
-                break  # no decrease available at machine precision
-            H, fresh = hess(margins(unvec(theta))), True  # a stale matrix gave a poor step
-            continue
-        theta = cand
-        f, g, ts = fg(unvec(theta))
-        if float(np.linalg.norm(g)) > B_STEP_CHORD_RATIO * gnorm:
-            H, fresh = hess(ts), True
-        else:
-            fresh = False
+    theta = newton_minimize(
+        lambda th: fg(unvec(th)), hess,
+        lambda th: loss(margins(unvec(th))) + 0.5 * lam * float(th @ th),
+        B.T.ravel().copy(), scale=scale, tol=tol, max_iter=max_iter,
+        chord_ratio=B_STEP_CHORD_RATIO)[0]
     return unvec(theta).copy()
 
 

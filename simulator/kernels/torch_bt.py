@@ -98,6 +98,114 @@ def _objective(torch, theta, X, sgn, w, lam):
     return f, t
 
 
+def _levenberg_cholesky(torch, H, L, info, active):
+    """Cholesky factors of ``H + delta I`` for the active problems whose ``H`` did not factorise
+    (``info != 0``): delta from 1e-12 of the largest diagonal entry, times 10 until it does
+    (Levenberg damping, as the numpy/numba solver of :mod:`simulator.estimators.bt` does).
+    Returns ``(L, bad)``, ``bad`` the problems still without a factor after 40 tries."""
+    bad = active & (info != 0)
+    if not bool(bad.any()):
+        return L, bad
+    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
+    delta = 1e-12 * H.diagonal(dim1=1, dim2=2).abs().amax(1)
+    delta = torch.where(delta > 0, delta, torch.ones_like(delta))
+    for _damp in range(40):
+        L2, info2 = torch.linalg.cholesky_ex(H + (delta * bad)[:, None, None] * eye)
+        fixed = bad & (info2 == 0)
+        L = torch.where(fixed[:, None, None], L2, L)
+        bad &= ~fixed
+        if not bool(bad.any()):
+            break
+        delta = delta * 10.0
+    return L, bad
+
+
+def newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack, active=None,
+                    chord_ratio=None):
+    """The batched Newton driver: S problems in lock-step, each with its own step length and
+    convergence flag (a finished problem is frozen). Every batched torch solver of the package
+    (:func:`fit_bt_batched`, the SharedRep B-step of :mod:`.torch_sharedrep`) runs this loop.
+
+    Parameters
+    ----------
+    fg : callable
+        ``fg(theta (S, p)) -> (f (S,), grad (S, p))``, exact.
+    hess : callable
+        ``hess(theta) -> (S, p, p)`` Newton matrices (Hessian + ridge).
+    fonly : callable
+        ``fonly(theta) -> f (S,)`` (the line search).
+    scale : tensor (S,)
+        Converged when ``||grad|| <= tol * scale`` (the sum of weights: the mean objective's
+        gradient at ``tol``).
+    slack : float
+        Armijo slack for round-off in ``f`` (relative).
+    active : bool tensor (S,), optional
+        Problems to solve (the others are left as they are).
+    chord_ratio : float, optional
+        Keep the Newton matrix (a chord step) while every active problem's last step shrank its
+        gradient norm by this factor or better; a stale matrix whose step fails the Armijo test
+        is refreshed rather than backtracked. ``None``: a fresh matrix every step.
+
+    Returns
+    -------
+    theta, f, gnorm, n_iter, converged : tensors, one entry (row) per problem.
+
+    A matrix that does not factorise gets Levenberg damping (:func:`_levenberg_cholesky`); a
+    problem whose exact Newton direction finds no decrease stops where it is, not converged.
+    """
+    S = theta.shape[0]
+    dev = theta.device
+    active = (torch.ones(S, dtype=torch.bool, device=dev) if active is None
+              else active.clone())
+    conv = torch.zeros(S, dtype=torch.bool, device=dev)
+    n_iter = torch.zeros(S, dtype=torch.int64, device=dev)
+    f, g = fg(theta)
+    H, fresh, L = hess(theta), True, None
+    gnorm = g.norm(dim=1)
+    for _ in range(2 * int(max_iter) + 1):
+        gnorm = g.norm(dim=1)
+        newly = active & (gnorm <= tol * scale)
+        conv |= newly
+        active &= ~newly
+        if not bool(active.any()) or int(n_iter.max()) >= max_iter:
+            break
+        if L is None:
+            L, info = torch.linalg.cholesky_ex(H)
+            L, bad = _levenberg_cholesky(torch, H, L, info, active)
+            active &= ~bad
+        step = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
+        step = torch.where(active[:, None], step, torch.zeros_like(step))
+        slope = (g * step).sum(1)
+        lr = torch.ones_like(f)
+        pending = active.clone()
+        new_theta = theta
+        for _ls in range(40):
+            cand = theta + lr[:, None] * step
+            fc = fonly(cand)
+            ok = pending & (fc <= f + 1e-4 * lr * slope + slack * f.abs())
+            new_theta = torch.where(ok[:, None], cand, new_theta)
+            pending &= ~ok
+            if not bool(pending.any()) or not fresh:
+                break
+            lr = torch.where(pending, lr * 0.5, lr)
+        if bool(pending.any()) and not fresh:
+            H, fresh, L = hess(theta), True, None  # retry this iteration with a fresh matrix
+            continue
+        active &= ~pending  # no decrease found with a fresh matrix: stop that problem
+        n_iter += active.to(torch.int64)
+        theta = new_theta
+        f, g = fg(theta)
+        if chord_ratio is None:
+            H, fresh, L = hess(theta), True, None
+        elif bool(active.any()):
+            ratio = (g.norm(dim=1) / gnorm.clamp_min(1e-300))[active].max()
+            if float(ratio) > chord_ratio:
+                H, fresh, L = hess(theta), True, None
+            else:
+                fresh = False
+    return theta, f, gnorm, n_iter, conv
+
+
 def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
                    tol: float = 1e-9, max_iter: int = 100, device: str = "cpu",
                    dtype: str = "float64") -> BatchedBTFit:
@@ -152,63 +260,27 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
     # Armijo slack for round-off in f: a few ulps of the dtype.
     slack = 1e-13 if dtype == "float64" else 1e-6
     eye = torch.eye(d, dtype=tdt, device=dev)
-    active = torch.ones(S, dtype=torch.bool, device=dev)
-    conv = torch.zeros(S, dtype=torch.bool, device=dev)
-    n_iter = torch.zeros(S, dtype=torch.int64, device=dev)
-    f, t = _objective(torch, theta, Xt, sgn, wt, lam)
-    gnorm = torch.zeros(S, dtype=tdt, device=dev)
+
+    def fonly(th):
+        return _objective(torch, th, Xt, sgn, wt, lam)[0]
+
+    def fg(th):
+        f, t = _objective(torch, th, Xt, sgn, wt, lam)
+        p = torch.sigmoid(t)
+        return f, -torch.einsum("sn,snd->sd", wt * sgn * (1 - p), Xt) + lam * th
+
+    def hess(th):
+        p = torch.sigmoid(sgn * torch.einsum("snd,sd->sn", Xt, th))
+        h = wt * p * (1 - p)
+        return torch.bmm((Xt * h.unsqueeze(-1)).transpose(1, 2), Xt) + lam * eye
+
     with torch.no_grad(), small_work_one_thread(torch, dev, Xt.numel()):
-        for _ in range(int(max_iter) + 1):
-            p = torch.sigmoid(t)
-            g = -torch.einsum("sn,snd->sd", wt * sgn * (1 - p), Xt) + lam * theta
-            gnorm = g.norm(dim=1)
-            newly = active & (gnorm <= tol * scale)
-            conv |= newly
-            active &= ~newly
-            if not bool(active.any()) or int(n_iter.max()) >= max_iter:
-                break
-            h = wt * p * (1 - p)
-            H = torch.bmm((Xt * h.unsqueeze(-1)).transpose(1, 2), Xt) + lam * eye
-            L, info = torch.linalg.cholesky_ex(H)
-            bad = active & (info != 0)
-            if bool(bad.any()):
-                # Singular or numerically indefinite Hessian (lam = 0 with a flat direction, or
-                # lam tiny against |X|^2): Levenberg damping, as in the numpy/numba solver,
-                # instead of stopping the problem where it is.
-                delta = 1e-12 * H.diagonal(dim1=1, dim2=2).abs().amax(1)
-                delta = torch.where(delta > 0, delta, torch.ones_like(delta))
-                for _damp in range(40):
-                    L2, info2 = torch.linalg.cholesky_ex(H + (delta * bad)[:, None, None] * eye)
-                    fixed = bad & (info2 == 0)
-                    L = torch.where(fixed[:, None, None], L2, L)
-                    bad &= ~fixed
-                    if not bool(bad.any()):
-                        break
-                    delta = delta * 10.0
-            active &= ~bad
-            step = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
-            step = torch.where(active[:, None], step, torch.zeros_like(step))
-            slope = (g * step).sum(1)
-            lr = torch.ones(S, dtype=tdt, device=dev)
-            pending = active.clone()
-            new_theta, new_f, new_t = theta, f, t
-            for _ls in range(40):
-                cand = theta + lr[:, None] * step
-                fc, tc = _objective(torch, cand, Xt, sgn, wt, lam)
-                ok = pending & (fc <= f + 1e-4 * lr * slope + slack * f.abs())
-                new_theta = torch.where(ok[:, None], cand, new_theta)
-                new_f = torch.where(ok, fc, new_f)
-                new_t = torch.where(ok[:, None], tc, new_t)
-                pending &= ~ok
-                if not bool(pending.any()):
-                    break
-                lr = torch.where(pending, lr * 0.5, lr)
-            active &= ~pending  # no decrease found: stop that problem where it is
-            n_iter += active.to(torch.int64)
-            theta, f, t = new_theta, new_f, new_t
+        theta, f, gnorm, n_iter, conv = newton_lockstep(torch, fg, hess, fonly, theta, scale,
+                                                        tol, int(max_iter), slack)
         if lam == 0:
             # As in the numba back-end: an estimate that ranks every weighted comparison
             # correctly can be scaled up forever, so that problem has no MLE (separable).
+            t = sgn * torch.einsum("snd,sd->sn", Xt, theta)
             separable = ((t > 0) | (wt == 0)).all(1) & (wt > 0).any(1)
             conv &= ~separable
     return BatchedBTFit(theta=theta.cpu().numpy().astype(np.float64),

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .torch_bt import FLOAT32_TOL, _import_torch, fit_bt_batched, small_work_one_thread
+from .torch_bt import (
+    FLOAT32_TOL,
+    _import_torch,
+    fit_bt_batched,
+    newton_lockstep,
+    small_work_one_thread,
+)
 
 __all__ = ["FLOAT32_SWEEP_TOL", "BatchedAltMin", "altmin_batched", "group_layout"]
 
@@ -111,55 +117,6 @@ def _weighted_gram(torch, X, h, buf):
         torch.mul(Xa, h[:, :, a:b].unsqueeze(-1), out=B)
         G += torch.matmul(B.transpose(-1, -2), Xa)
     return G
-
-
-def _newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack, active):
-    """Damped Newton with Armijo backtracking, lock-step over the batch (as in torch_bt), with
-    the lazily refreshed Hessian of :func:`simulator.estimators.bt._newton`: the Newton matrix
-    is kept (a chord step) while every active problem's last step shrank its gradient norm by
-    :data:`CHORD_RATIO` or better; a stale matrix whose step fails the Armijo test is refreshed
-    rather than backtracked. Gradients and the stopping test are always exact."""
-    active = active.clone()
-    f, g = fg(theta)
-    H, fresh, L = hess(theta), True, None
-    n_iter = torch.zeros(theta.shape[0], dtype=torch.int64, device=theta.device)
-    for _ in range(2 * int(max_iter) + 1):
-        gnorm = g.norm(dim=1)
-        active &= ~(gnorm <= tol * scale)
-        if not bool(active.any()) or int(n_iter.max()) >= max_iter:
-            break
-        if L is None:
-            L, info = torch.linalg.cholesky_ex(H)
-            active &= info == 0
-        step = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
-        step = torch.where(active[:, None], step, torch.zeros_like(step))
-        slope = (g * step).sum(1)
-        lr = torch.ones_like(f)
-        pending = active.clone()
-        new_theta = theta
-        for _ls in range(40):
-            cand = theta + lr[:, None] * step
-            fc = fonly(cand)
-            ok = pending & (fc <= f + 1e-4 * lr * slope + slack * f.abs())
-            new_theta = torch.where(ok[:, None], cand, new_theta)
-            pending &= ~ok
-            if not bool(pending.any()) or not fresh:
-                break
-            lr = torch.where(pending, lr * 0.5, lr)
-        if bool(pending.any()) and not fresh:
-            H, fresh, L = hess(theta), True, None  # retry this iteration with a fresh matrix
-            continue
-        active &= ~pending
-        n_iter += active.to(torch.int64)
-        theta = new_theta
-        f, g = fg(theta)
-        if bool(active.any()):
-            ratio = (g.norm(dim=1) / gnorm.clamp_min(1e-300))[active].max()
-            if float(ratio) > CHORD_RATIO:
-                H, fresh, L = hess(theta), True, None
-            else:
-                fresh = False
-    return theta
 
 
 def _rebalance(torch, objective, rebalance, B, W, fn, act, hist):
@@ -317,8 +274,8 @@ def altmin_batched(Xg, yg, cg, counts, B0, W0, *, lam: float, lam_B: float | Non
             return H + lam_B_fit * eye
 
         theta0 = B.transpose(1, 2).reshape(S, k * d)
-        theta = _newton_lockstep(torch, fg, hess, fonly, theta0, scale_B, inner_tol, 100, slack,
-                                 active)
+        theta = newton_lockstep(torch, fg, hess, fonly, theta0, scale_B, inner_tol, 100, slack,
+                                active, chord_ratio=CHORD_RATIO)[0]
         return unvec(theta).contiguous()
 
     active = torch.ones(S, dtype=torch.bool, device=dev)
