@@ -5,8 +5,10 @@ serial / process-pool / Dask execution with identical numbers.
 >>> df = run_sweep("examples/sweeps/minority_n.toml", "results/minority_n")   # doctest: +SKIP
 >>> df = load("results/minority_n")                                          # doctest: +SKIP
 
-See :mod:`simulator.sweep.spec` for the spec format and :mod:`simulator.sweep.tasks` for task
-functions. Attributes are imported lazily so that ``python -m simulator --help`` stays fast.
+See :mod:`simulator.sweep.spec` for the spec format, :mod:`simulator.sweep.tasks` for task
+functions, :mod:`simulator.sweep.store` for the shards and their checksums,
+:mod:`simulator.sweep.check` for ``--dry-run`` and :mod:`simulator.sweep.errors` for user
+errors. Attributes are imported lazily so that ``python -m simulator --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from __future__ import annotations
 import importlib
 
 __all__ = ["run_sweep", "run_cell", "load", "load_spec", "SweepSpec", "Cell", "SpecError",
-           "SweepError", "register_task", "register_metric", "get_task", "get_metric", "Task"]
+           "SweepError", "UserError", "check_spec", "register_task", "register_metric",
+           "get_task", "get_metric", "Task"]
 
 _WHERE = {
     "run_sweep": "runner", "run_cell": "runner",
-    "load": "store", "SweepError": "store",
+    "load": "store", "SweepError": "store", "UserError": "errors", "check_spec": "check",
     "load_spec": "spec", "SweepSpec": "spec", "Cell": "spec", "SpecError": "spec",
     "register_task": "tasks", "register_metric": "tasks", "get_task": "tasks",
     "get_metric": "tasks", "Task": "tasks",

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import UserError
 from .execute import execute
 from .spec import RESERVED_COLUMNS, Cell, SpecError, load_spec
 from .store import (
@@ -18,14 +19,16 @@ from .store import (
     DirLock,
     Manifest,
     SweepError,
+    cell_digest,
+    check_out_dir,
     clean_temporaries,
     environment_info,
     load,
-    scan,
+    scan_verified,
     write_shard,
 )
 
-__all__ = ["run_sweep", "run_cell", "EXECUTORS"]
+__all__ = ["run_sweep", "run_cell", "preflight", "EXECUTORS"]
 
 EXECUTORS = ("serial", "process", "dask")
 
@@ -215,6 +218,76 @@ _RUNNERS = {"serial": _run_serial, "process": _run_process, "dask": _run_dask}
 
 
 # -------------------------------------------------------------------------------- API
+def check_options(executor="process", scheduler=None, workers=None, threads=1) -> str:
+    """The executor to use; :class:`UserError` (a ``ValueError``) for bad run options."""
+    if scheduler is not None and executor == "process":
+        executor = "dask"
+    if executor not in EXECUTORS:
+        raise UserError(f"executor must be one of {EXECUTORS}; got {executor!r}")
+    if scheduler is not None and executor != "dask":
+        raise UserError(f"a scheduler needs executor 'dask'; got {executor!r}",
+                        hint="drop --executor or use --executor dask")
+    if workers is not None and (not _is_int(workers) or workers < 1):
+        raise UserError(f"workers must be an integer >= 1; got {workers!r}")
+    if not _is_int(threads) or threads < 1:
+        raise UserError(f"threads must be an integer >= 1; got {threads!r}")
+    return executor
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_manifest(spec, out_dir: Path, manifest: Manifest, resume: bool):
+    if manifest.exists():
+        manifest.read()
+        if not resume:
+            raise SweepError(f"{out_dir} already holds a sweep ({manifest.path.name}); "
+                             "pass resume=True (--resume) to continue it, or choose "
+                             "another directory")
+        manifest.check(spec)
+    elif any((out_dir / CELLS).glob("*.parquet")):
+        raise SweepError(f"{out_dir / CELLS} holds shards but {out_dir} has no manifest; "
+                         "choose another directory")
+
+
+def preflight(spec_or_path, out_dir, resume: bool | None = False) -> bool:
+    """Every check :func:`run_sweep` makes before it writes anything (the spec, the output
+    folder, the manifest against the spec), writing nothing; returns whether ``out_dir``
+    already holds a sweep. ``resume=None``: do not check a sweep found there against the spec.
+    Raises :class:`SpecError` / :class:`SweepError`."""
+    spec = load_spec(spec_or_path)
+    out_dir = check_out_dir(out_dir)
+    if not out_dir.is_dir():
+        return False
+    manifest = Manifest(out_dir)
+    if resume is None:
+        if manifest.exists():
+            manifest.read()
+            return True
+        _check_manifest(spec, out_dir, manifest, False)
+        return False
+    _check_manifest(spec, out_dir, manifest, resume)
+    return manifest.exists()
+
+
+MAX_SHARD_LINES = 20
+
+
+def _report_rejected(out_dir: Path, bad, rejected):
+    """One line per shard that is recomputed for being unreadable or failing verification."""
+    lines = [f"{p}: unreadable, partial or not the cell its name says; recomputing it"
+             for p in bad]
+    lines += [f"{p}: {reason}; recomputing it" for p, reason in rejected]
+    if not lines:
+        return
+    if len(lines) > MAX_SHARD_LINES:
+        lines = lines[:MAX_SHARD_LINES] + [
+            f"... and {len(lines) - MAX_SHARD_LINES} more shard(s) in {out_dir / CELLS} "
+            "recomputed"]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 def _progress_bar(total, label, enabled):
     from tqdm.auto import tqdm
 
@@ -247,32 +320,16 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
     pandas.DataFrame of every finished cell (see :func:`simulator.sweep.load`); its
     ``attrs["summary"]`` holds the counts of this run.
     """
-    if scheduler is not None and executor == "process":
-        executor = "dask"
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}; got {executor!r}")
-    if scheduler is not None and executor != "dask":
-        raise ValueError(f"a scheduler needs executor 'dask'; got {executor!r}")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1; got {threads!r}")
+    executor = check_options(executor, scheduler, workers, threads)
     spec = load_spec(spec_or_path)  # every check before anything is written
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CELLS).mkdir(exist_ok=True)
+    out_dir = check_out_dir(out_dir, create=True)
     workers = workers or default_workers()
 
     t0 = time.perf_counter()
     with DirLock(out_dir):
         manifest = Manifest(out_dir)
+        _check_manifest(spec, out_dir, manifest, resume)
         if manifest.exists():
-            manifest.read()
-            if not resume:
-                raise SweepError(f"{out_dir} already holds a sweep ({manifest.path.name}); "
-                                 "pass resume=True (--resume) to continue it, or choose "
-                                 "another directory")
-            manifest.check(spec)
             old_version = manifest.data.get("package_version")
             if old_version != _version():
                 import warnings
@@ -280,20 +337,19 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
                 warnings.warn(f"resuming a sweep started with pluralrlhf {old_version} under "
                               f"{_version()}: cells computed by the two versions are mixed",
                               stacklevel=2)
-        else:
-            if any((out_dir / CELLS).glob("*.parquet")):
-                raise SweepError(f"{out_dir / CELLS} holds shards but {out_dir} has no manifest; "
-                                 "choose another directory")
         cells = spec.cells()
         if not manifest.exists():
             manifest.create(spec, len(cells))
         clean_temporaries(out_dir)
-        existing, bad = scan(out_dir)
-        for p in bad:  # partial / corrupt / misnamed: recomputed
+        digests = {c.cell_id: cell_digest(spec.task, c) for c in cells}
+        existing, bad, rejected = scan_verified(out_dir, digests)
+        # partial / corrupt / misnamed / failing their checksum / unverified: recomputed
+        for p in bad + [p for p, _ in rejected]:
             try:
                 p.unlink()
             except OSError:
                 pass
+        _report_rejected(out_dir, bad, rejected)
         todo = [c for c in cells if existing.get(c.cell_id) != "ok"]
         skipped = len(cells) - len(todo)
         n_workers = 1 if executor == "serial" else max(1, min(workers, len(todo) or 1))
@@ -308,7 +364,7 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
 
         def on_result(cell, result):
             rec = make_record(cell, result)
-            write_shard(out_dir, rec)
+            write_shard(out_dir, rec, cell_checksum=digests.get(cell.cell_id))
             if rec["status"] == "ok":
                 counts["done"] += 1
             else:
@@ -331,6 +387,7 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
             elapsed = time.perf_counter() - t0
             summary = {"cells": len(cells), "computed": counts["done"], "failed": counts["failed"],
                        "skipped": skipped, "recomputed_corrupt": len(bad),
+                       "recomputed_unverified": len(rejected),
                        "not_run": len(todo) - counts["done"] - counts["failed"],
                        "elapsed_s": round(elapsed, 3), "interrupted": interrupted}
             try:
@@ -354,6 +411,8 @@ def _print_summary(spec, out_dir, s, failures, executor, workers):
     parts = [f"{s['computed']} computed", f"{s['skipped']} already done", f"{s['failed']} failed"]
     if s["recomputed_corrupt"]:
         parts.append(f"{s['recomputed_corrupt']} corrupt shard(s) redone")
+    if s.get("recomputed_unverified"):
+        parts.append(f"{s['recomputed_unverified']} shard(s) failing verification redone")
     if s["not_run"]:
         parts.append(f"{s['not_run']} not run")
     head = "interrupted" if s["interrupted"] else "finished"

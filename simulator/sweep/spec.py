@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..seeding import derive_seed_sequence
+from .errors import UserError
 
 __all__ = ["SpecError", "SweepSpec", "Cell", "load_spec", "canonical_json", "flatten",
            "unflatten", "RESERVED_COLUMNS"]
@@ -53,8 +54,9 @@ RESERVED_COLUMNS = ("cell_id", "cell_index", "replicate", "status", "error", "el
                     "seed_key", "seed_spawn_key")
 
 
-class SpecError(ValueError):
-    """A spec that cannot run; ``key`` names the offending entry (dotted path)."""
+class SpecError(UserError):
+    """A spec that cannot run; ``key`` names the offending entry (dotted path). A
+    :class:`~simulator.sweep.errors.UserError` (so a ``ValueError``)."""
 
     def __init__(self, key: str, message: str):
         self.key = key
@@ -329,9 +331,18 @@ def _read_toml(path: Path) -> dict:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise SpecError("", f"spec file not found: {path}") from None
+        raise SpecError("", f"spec file not found: {path} (check the path; examples are in "
+                            "examples/sweeps/)") from None
+    except IsADirectoryError:
+        raise SpecError("", f"spec {path} is a folder, not a TOML file (give the .toml file)") \
+            from None
+    except OSError as exc:
+        raise SpecError("", f"cannot read spec file {path}: {exc.strerror or exc} "
+                            "(check its permissions)") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError("", f"{path}: invalid TOML: {exc}") from None
+        raise SpecError("", f"{path}: invalid TOML: {exc} (fix the file's syntax)") from None
+    except UnicodeDecodeError:
+        raise SpecError("", f"{path}: not a UTF-8 text file (give a TOML spec)") from None
 
 
 def load_spec(spec, *, validate: bool = True) -> SweepSpec:

@@ -7,10 +7,27 @@ Layout of a sweep directory::
     DIR/.lock                    held (flock) while a sweep writes to DIR
 
 Shards are written atomically: a temporary file in the same folder, fsync, ``os.replace``.
+
+Verified shards. Each shard carries a checksum in its parquet file's key-value metadata (the
+Arrow schema metadata), under the key ``pluralrlhf.checksum``: the JSON text
+``{"scheme": "sha256/1", "content": HEX, "cell": HEX}`` where
+
+* ``content`` is the sha256 of the row as stored: ``canonical_json(table.to_pylist())`` (column
+  names sorted, floats by ``repr``, NaN as ``NaN``) of the one-row table, metadata excluded;
+* ``cell`` is the sha256 of ``canonical_json({"task", "params", "replicate", "seed",
+  "seed_key"})`` of the cell the shard is for (:func:`cell_digest`): its task, full nested
+  parameters, replicate, root seed and seed key.
+
+``resume`` (:func:`scan_verified`) recomputes a shard whose ``content`` digest does not match its
+row (edited, e.g. rewritten as valid parquet with a changed metric), whose ``cell`` digest is not
+that of the cell of the current spec with its id, or that has no checksum at all (written by an
+older version: unverified), and prints one line per such shard. :func:`load` skips a shard whose
+content does not match its checksum (with a warning); shards without one are loaded as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -20,18 +37,55 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .errors import UserError
 from .spec import canonical_json, flatten
 
-__all__ = ["load", "write_shard", "read_shard", "Manifest", "SweepError", "spec_diff"]
+__all__ = ["load", "write_shard", "read_shard", "Manifest", "SweepError", "spec_diff",
+           "cell_digest", "content_digest", "shard_checksum", "verify_shard", "scan_verified",
+           "check_out_dir", "CHECKSUM_KEY"]
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
 FORMAT = "pluralrlhf-sweep/1"
 _TMP_PREFIX = ".tmp-"
+CHECKSUM_KEY = b"pluralrlhf.checksum"
+CHECKSUM_SCHEME = "sha256/1"
 
 
-class SweepError(ValueError):
-    """A sweep directory that cannot be used as asked (different spec, locked, not a sweep)."""
+class SweepError(UserError):
+    """A sweep directory that cannot be used as asked (different spec, locked, not a sweep, not
+    writable). A :class:`~simulator.sweep.errors.UserError` (so a ``ValueError``)."""
+
+
+def check_out_dir(out_dir, *, create: bool = False) -> Path:
+    """Raise :class:`SweepError` if ``out_dir`` cannot hold a sweep: a file, under a file, not
+    creatable, not writable. With ``create`` also make it (and its ``cells`` folder)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"output {out} is a file, not a folder",
+                         hint="give a folder path: a new one or one holding a sweep")
+    top = out
+    while not top.exists() and top != top.parent:
+        top = top.parent
+    if top.exists() and not top.is_dir():
+        raise SweepError(f"cannot create output folder {out}: {top} is a file",
+                         hint="choose a path that is not under a file")
+    cells = out / CELLS
+    if cells.exists() and not cells.is_dir():
+        raise SweepError(f"{cells} is a file, not a folder",
+                         hint="move it away or choose another output folder")
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            cells.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise SweepError(f"cannot create output folder {out}: {exc.strerror or exc}",
+                             hint="choose a writable location") from None
+    if top.exists() and not os.access(top, os.W_OK | os.X_OK):
+        what = "output folder" if top == out else "folder"
+        raise SweepError(f"{what} {top} is not writable",
+                         hint="check its permissions or choose another output folder")
+    return out
 
 
 def _fsync_dir(path: Path):
@@ -83,12 +137,70 @@ def shard_path(out_dir, cell_id: str) -> Path:
     return Path(out_dir) / CELLS / f"{cell_id}.parquet"
 
 
-def write_shard(out_dir, record: dict) -> Path:
-    """Write one cell's record (a flat dict) as a one-row parquet file, atomically."""
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cell_digest(task: str, cell) -> str:
+    """sha256 of what defines a cell: task, nested parameters, replicate, root seed, seed key."""
+    return _sha256(canonical_json({"task": task, "params": cell.params,
+                                   "replicate": int(cell.replicate),
+                                   "seed": int(cell.root_seed), "seed_key": cell.seed_key}))
+
+
+def content_digest(table) -> str:
+    """sha256 of a table's rows as stored (``canonical_json`` of ``to_pylist()``; metadata
+    excluded)."""
+    return _sha256(json.dumps(table.to_pylist(), sort_keys=True, separators=(",", ":"),
+                              allow_nan=True, default=repr))
+
+
+def shard_checksum(table):
+    """The checksum dict stored in a shard (see the module docstring), or None if it has none
+    or it is unreadable."""
+    meta = table.schema.metadata or {}
+    raw = meta.get(CHECKSUM_KEY)
+    if raw is None:
+        return None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def verify_shard(table, expected_cell: str | None = None) -> str | None:
+    """None if ``table`` (a shard) matches its checksum (and, given, the cell digest
+    ``expected_cell``); else the reason, in words."""
+    info = shard_checksum(table)
+    if info is None:
+        return "unverified: no checksum (written by an older version, or rewritten)"
+    if info.get("scheme") != CHECKSUM_SCHEME:
+        return f"unverified: unknown checksum scheme {info.get('scheme')!r}"
+    if info.get("content") != content_digest(table):
+        return "its content does not match its checksum (edited or corrupt)"
+    if expected_cell is not None and info.get("cell") != expected_cell:
+        return "its checksum is for other cell parameters than this spec's"
+    return None
+
+
+def _content_mismatch(table) -> bool:
+    """True if ``table`` has a checksum of this scheme that its content does not match."""
+    info = shard_checksum(table)
+    return (info is not None and info.get("scheme") == CHECKSUM_SCHEME
+            and info.get("content") != content_digest(table))
+
+
+def write_shard(out_dir, record: dict, *, cell_checksum: str | None = None) -> Path:
+    """Write one cell's record (a flat dict) as a one-row parquet file, atomically, with its
+    checksum (``cell_checksum``: :func:`cell_digest` of its cell; see the module docstring)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist([record])
+    info = {"scheme": CHECKSUM_SCHEME, "content": content_digest(table), "cell": cell_checksum}
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), CHECKSUM_KEY: canonical_json(info).encode()})
     path = shard_path(out_dir, record["cell_id"])
     atomic_write_bytes(path, lambda f: pq.write_table(table, f))
     return path
@@ -135,6 +247,29 @@ def scan(out_dir):
     return good, bad
 
 
+def scan_verified(out_dir, expected: dict):
+    """Like :func:`scan`, checksums verified: ``(good, bad, rejected)`` where ``good`` is
+    ``{cell_id: status}`` of the shards that pass, ``bad`` the unreadable shard paths and
+    ``rejected`` ``[(path, reason)]`` of readable shards of cells in ``expected``
+    (``{cell_id: cell_digest}``) that fail verification. Shards of other cells (not in this
+    spec) are left alone (:func:`load` still skips them if their content does not match)."""
+    cells = Path(out_dir) / CELLS
+    good, bad, rejected = {}, [], []
+    if not cells.is_dir():
+        return good, bad, rejected
+    paths = sorted(cells.glob("*.parquet"))
+    for p, t in zip(paths, _read_many(paths)):
+        if t is None:
+            bad.append(p)
+            continue
+        reason = verify_shard(t, expected[p.stem]) if p.stem in expected else None
+        if reason is not None:
+            rejected.append((p, reason))
+        else:
+            good[p.stem] = t.column("status")[0].as_py()
+    return good, bad, rejected
+
+
 def clean_temporaries(out_dir) -> int:
     """Remove temporary files left by a killed writer; returns how many."""
     n = 0
@@ -155,7 +290,8 @@ def load(out_dir, *, status: str | None = None):
     Rows are sorted by grid point (``cell_index``) and ``replicate``; columns are the bookkeeping
     columns (``cell_id``, ``cell_index``, ``replicate``), the parameters (dotted names), the
     metrics, then ``status``, ``error``, ``elapsed_s`` and the seed information. Unreadable shards
-    are skipped (a warning says how many). ``status="ok"`` keeps only successful cells.
+    and shards whose content does not match their checksum are skipped (a warning says how
+    many). ``status="ok"`` keeps only successful cells.
     """
     import warnings
 
@@ -172,6 +308,13 @@ def load(out_dir, *, status: str | None = None):
         warnings.warn(f"{bad} unreadable shard(s) in {out_dir / CELLS} skipped; "
                       "run the sweep again with resume to recompute them", stacklevel=2)
     tables = [t for t in tables if t is not None]
+    tampered = [t for t in tables if _content_mismatch(t)]
+    if tampered:
+        warnings.warn(f"{len(tampered)} shard(s) in {out_dir / CELLS} whose content does not "
+                      "match their checksum skipped; run the sweep again with resume to "
+                      "recompute them", stacklevel=2)
+        ids = {id(t) for t in tampered}
+        tables = [t for t in tables if id(t) not in ids]
     if not tables:
         return pd.DataFrame(columns=["cell_id", "cell_index", "replicate", "status"])
     try:
@@ -224,7 +367,9 @@ class Manifest:
             raise SweepError(f"{self.path} is unreadable ({exc}); move it away to start afresh") \
                 from None
         if self.data.get("format") != FORMAT:
-            raise SweepError(f"{self.path} is not a {FORMAT} manifest")
+            raise SweepError(f"{self.path} is not a {FORMAT} manifest",
+                             hint="that folder holds something else; choose another output "
+                                  "folder")
         return self.data
 
     def create(self, spec, n_cells: int):
@@ -254,8 +399,8 @@ class Manifest:
         diff = spec_diff(self.data.get("spec", {}), spec.to_dict())
         raise SweepError(
             f"cannot resume {self.path.parent}: the spec differs from the one it was started "
-            f"with:\n  " + "\n  ".join(diff or ["(spec hash differs)"])
-            + "\nUse another output directory for a different spec.")
+            f"with: " + "; ".join(diff or ["(spec hash differs)"]),
+            hint="use another output directory for a different spec")
 
     def add_run(self, info: dict):
         self.data.setdefault("runs", []).append(info)
@@ -286,14 +431,21 @@ class DirLock:
             import fcntl
         except ImportError:  # pragma: no cover (Windows)
             return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SweepError(f"cannot create the lock file {self.path}: {exc.strerror or exc}",
+                             hint="the output folder must be writable; check its permissions "
+                                  "or choose another") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self.fd)
             self.fd = None
             raise SweepError(f"another sweep is writing to {self.path.parent} "
-                             "(its .lock is held)") from None
+                             "(its .lock is held)",
+                             hint="wait for it to finish, or use another output folder") \
+                from None
         return self
 
     def __exit__(self, *exc):

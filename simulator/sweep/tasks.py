@@ -8,6 +8,11 @@ A task may carry two optional attributes:
   ``ValueError`` for parameters it cannot run; called for every cell before anything runs.
 * ``fn.seed_ignore`` — parameter names (dotted) that do not enter the cell's seed by default
   (e.g. the estimators' hyperparameters: cells that differ only in them share their data).
+* ``fn.check(params, seed)`` — a deeper check for ``sweep --dry-run``
+  (:func:`simulator.sweep.check.check_spec`): build what the cell builds, without the expensive
+  part, and raise ``SpecError`` / ``ValueError`` / ``TypeError`` if it cannot run (``estimation``
+  builds the population and the data, constructs every estimator and runs its own validation
+  against the data, without fitting).
 
 Specs name a task by its registered name (``estimation``, ``toy``) or by dotted path
 ``"package.module:function"``; the process-pool and Dask workers import it by that name, so a
@@ -43,6 +48,7 @@ class Task:
     fn: Callable
     validate: Callable | None = None
     seed_ignore: tuple = ()
+    check: Callable | None = None
 
     def __call__(self, params, seed):
         return self.fn(params, seed)
@@ -52,13 +58,14 @@ _TASKS: dict[str, Task] = {}
 
 
 def register_task(name: str, fn: Callable, *, validate: Callable | None = None,
-                  seed_ignore=()) -> Task:
+                  seed_ignore=(), check: Callable | None = None) -> Task:
     """Register ``fn`` under ``name`` (only visible to workers that import the registering module:
     for the process pool and Dask prefer naming tasks by ``"module:function"``)."""
     if not name or ":" in name:
         raise ValueError(f"task names must be non-empty and contain no ':'; got {name!r}")
     t = Task(name, fn, validate if validate is not None else getattr(fn, "validate", None),
-             tuple(seed_ignore or getattr(fn, "seed_ignore", ())))
+             tuple(seed_ignore or getattr(fn, "seed_ignore", ())),
+             check if check is not None else getattr(fn, "check", None))
     _TASKS[name] = t
     return t
 
@@ -90,7 +97,7 @@ def get_task(ref) -> Task:
             t = obj
         elif callable(obj):
             t = Task(ref, obj, getattr(obj, "validate", None),
-                     tuple(getattr(obj, "seed_ignore", ())))
+                     tuple(getattr(obj, "seed_ignore", ())), getattr(obj, "check", None))
         else:
             raise SpecError("sweep.task", f"{ref!r} is not callable")
         _RESOLVED[ref] = t
@@ -301,14 +308,8 @@ def _subseed(seed: np.random.SeedSequence, *words) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed.entropy, spawn_key=tuple(seed.spawn_key) + keys)
 
 
-def estimation(params: dict, seed: np.random.SeedSequence) -> dict:
-    """Population -> n comparisons -> each estimator -> metrics ``{"<label>.<metric>": value}``.
-
-    Streams: the population from the child "population" of the cell seed (unless
-    ``population.seed`` fixes it for the whole sweep), the comparisons from the child "data", and
-    an estimator that takes ``seed`` / ``random_state`` (and has none in the spec) from the
-    child "estimator/<label>".
-    """
+def _population_and_data(params: dict, seed: np.random.SeedSequence):
+    """The cell's population and its ``n`` comparisons (streams: see :func:`estimation`)."""
     from ..population import Population
 
     pop_cfg = dict(params["population"])
@@ -318,23 +319,86 @@ def estimation(params: dict, seed: np.random.SeedSequence) -> dict:
         regime, seed=_subseed(seed, "population") if pop_seed is None else pop_seed, **pop_cfg)
     data = pop.sample(params["n"], seed=_subseed(seed, "data"),
                       group_sampling=params.get("group_sampling", "random"))
+    return pop, data
+
+
+def _seeded_hyper(label: str, cls, hyper: dict, seed: np.random.SeedSequence) -> dict:
+    """``hyper`` plus the estimator's own seed (child "estimator/<label>") when it takes one and
+    the spec gives none."""
+    hyper = dict(hyper)
+    names = _hyper_names(cls)
+    for s in _SEED_ARGS:
+        if s in names and s not in hyper:
+            ss = _subseed(seed, "estimator", label)
+            hyper[s] = int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+            break
+    return hyper
+
+
+def estimation(params: dict, seed: np.random.SeedSequence) -> dict:
+    """Population -> n comparisons -> each estimator -> metrics ``{"<label>.<metric>": value}``.
+
+    Streams: the population from the child "population" of the cell seed (unless
+    ``population.seed`` fixes it for the whole sweep), the comparisons from the child "data", and
+    an estimator that takes ``seed`` / ``random_state`` (and has none in the spec) from the
+    child "estimator/<label>".
+    """
+    pop, data = _population_and_data(params, seed)
     metrics = [(m, get_metric(m)) for m in params["metrics"]]
     out = {}
     for label, cls, hyper in _estimator_specs(params["estimators"]):
-        hyper = dict(hyper)
-        names = _hyper_names(cls)
-        for s in _SEED_ARGS:
-            if s in names and s not in hyper:
-                ss = _subseed(seed, "estimator", label)
-                hyper[s] = int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-                break
-        est = cls(**hyper).fit(data)
+        est = cls(**_seeded_hyper(label, cls, hyper, seed)).fit(data)
         for m, fn in metrics:
             out[f"{label}.{m}"] = fn(est, pop, data)
     return out
 
 
+# Methods an estimator may define that check its hyperparameters (against the data) without
+# fitting; each is called with the arguments it names among ``data`` and ``d``.
+_VALIDATORS = ("_validate_params", "_validate", "_design")
+
+
+def _run_validators(est, data):
+    bind = {"data": data, "d": data.d}
+    for name in _VALIDATORS:
+        fn = getattr(est, name, None)
+        if not callable(fn):
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):  # pragma: no cover (builtins)
+            continue
+        kwargs, runnable = {}, True
+        for p in sig.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.name in bind and p.kind != p.POSITIONAL_ONLY:
+                kwargs[p.name] = bind[p.name]
+            elif p.default is p.empty:
+                runnable = False
+                break
+        if runnable:
+            fn(**kwargs)
+
+
+def _check_estimation(params: dict, seed: np.random.SeedSequence):
+    """``sweep --dry-run``: build the cell's population and data, construct every estimator and
+    run its validation against the data (``k <= d``, enough users for the clusters ...); no
+    fitting."""
+    try:
+        pop, data = _population_and_data(params, seed)
+    except (ValueError, TypeError) as exc:
+        raise SpecError("population", str(exc)) from None
+    for label, cls, hyper in _estimator_specs(params["estimators"]):
+        try:
+            est = cls(**_seeded_hyper(label, cls, hyper, seed))
+            _run_validators(est, data)
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"estimators.{label}", str(exc)) from None
+
+
 estimation.validate = _validate_estimation
+estimation.check = _check_estimation
 estimation.seed_ignore = ("estimators", "metrics")
 register_task("estimation", estimation)
 
