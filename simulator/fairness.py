@@ -15,14 +15,13 @@ import numpy as np
 from scipy.special import expit
 
 from simulator.arms import FiniteArmEnv
-from simulator.policy import (
-    _check_beta,
-    _check_env,
-    _check_simplex,
-    _check_thetas,
-    _gibbs_and_logz,
-    group_utilities,
-    maxmin_policy,
+from simulator.policy import gibbs_and_log_partition, group_utilities, maxmin_policy
+from simulator.policy.validation import (
+    check_beta,
+    check_env,
+    check_rewards,
+    check_simplex,
+    check_thetas,
 )
 
 __all__ = [
@@ -57,14 +56,14 @@ def alignment_gaps(env: FiniteArmEnv, pi, thetas, beta, method="kl") -> np.ndarr
     two utilities.  Independent of the reward normalisation (a per-group constant cancels).
     Returns (U,), >= 0.
     """
-    env = _check_env(env)
-    b = _check_beta(beta)
-    th = _check_thetas(env, thetas)
+    env = check_env(env)
+    b = check_beta(beta)
+    th = check_thetas(env, thetas)
     p = env.check_policy(pi, "pi")
     if method not in ("kl", "direct"):
         raise ValueError(f"method must be 'kl' or 'direct'; got {method!r}")
     r = env.rewards(th)
-    pistar, logz = _gibbs_and_logz(env, r, b)  # (U, M, A), (U, M)
+    pistar, logz = gibbs_and_log_partition(env, r, b)  # (U, M, A), (U, M)
     if method == "kl":
         # In log space: log pi*_u = log pi_ref + r_u / beta - log Z_u stays finite where pi*_u
         # underflows to 0 (small beta), so the KL does not turn into inf.
@@ -126,8 +125,8 @@ def preference_tv(env: FiniteArmEnv, thetas, policy=None, label="bt",
     label model; y = 1 means a1 preferred); ``"deterministic"``: 1{r_u(a1) > r_u(a0)} (ties 1/2;
     the population gives ties to a0 — a null set for continuous features).  Returns (U, U), symmetric, zero diagonal, entries in [0, 1].
     """
-    env = _check_env(env)
-    th = _check_thetas(env, thetas)
+    env = check_env(env)
+    th = check_thetas(env, thetas)
     if label not in ("bt", "deterministic"):
         raise ValueError(f"label must be 'bt' or 'deterministic'; got {label!r}")
     w = env.pair_probabilities(policy) * env.rho[:, None, None]  # (M, A, A), sums to <= 1
@@ -150,13 +149,13 @@ def diversity_epsilon(env: FiniteArmEnv, thetas, proportions=None, policy=None, 
     the pooled mixture p*, the quantity Lemma 1's bound is built from.  Returns (U,) (zeros for
     U = 1).
     """
-    env = _check_env(env)
-    th = _check_thetas(env, thetas)
+    env = check_env(env)
+    th = check_thetas(env, thetas)
     n_groups = th.shape[0]
     if label not in ("bt", "deterministic"):
         raise ValueError(f"label must be 'bt' or 'deterministic'; got {label!r}")
     eta = (np.full(n_groups, 1.0 / n_groups) if proportions is None
-           else _check_simplex(proportions, n_groups, "proportions"))
+           else check_simplex(proportions, n_groups, "proportions"))
     if n_groups == 1:
         return np.zeros(1)
     w = env.pair_probabilities(policy) * env.rho[:, None, None]
@@ -184,8 +183,8 @@ def gold_policy(env: FiniteArmEnv, thetas, beta, objective="exact", normalize="r
     return maxmin_policy(env, thetas, beta, objective, normalize=normalize).pi
 
 
-def win_rate(env: FiniteArmEnv, pi_hat, pi_gold, thetas, ties="half", atol=0.0,
-             per_context=False):
+def win_rate(env: FiniteArmEnv, pi_hat, pi_gold, thetas=None, ties="half", atol=0.0,
+             per_context=False, *, rewards=None):
     r"""SharedRep-RLHF win rate against the gold policy (sharedrep.md §4), exactly:
 
         WR_u = E_{x~rho} [ P_{a~pi_hat(.|x), a'~pi_gold(.|x)} ( s_u(x, a) > s_u(x, a') )
@@ -198,17 +197,22 @@ def win_rate(env: FiniteArmEnv, pi_hat, pi_gold, thetas, ties="half", atol=0.0,
 
     pi_hat, pi_gold : (M, A) policies (e.g. ``gold_policy(env, thetas_true, beta)``).
     thetas : (U, d) TRUE group parameters; group u's win rate uses group u's score.
+    rewards : (U, M, A), keyword only
+        The true scores themselves, in place of ``thetas`` (rewards that are not linear in the
+        features, e.g. trait scores of real responses); give exactly one of the two.
     Returns (U,) (or (U, M) per context if ``per_context``).
     """
-    env = _check_env(env)
-    th = _check_thetas(env, thetas)
+    env = check_env(env)
+    if (thetas is None) == (rewards is None):
+        raise ValueError("win_rate needs exactly one of thetas (U, d) and rewards (U, M, A)")
     ph = env.check_policy(pi_hat, "pi_hat")
     pg = env.check_policy(pi_gold, "pi_gold")
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}; got {ties!r}")
     if not (np.isfinite(atol) and atol >= 0):
         raise ValueError(f"atol must be a real number in [0, inf); got {atol!r}")
-    s = env.rewards(th)  # (U, M, A)
+    s = env.rewards(check_thetas(env, thetas)) if rewards is None else check_rewards(
+        env, rewards, 3)  # (U, M, A)
     diff = s[:, :, :, None] - s[:, :, None, :]  # [u, x, a (pi_hat), a' (gold)]
     c = 0.5 if ties == "half" else 0.0
     score = np.where(diff > atol, 1.0, np.where(diff >= -atol, c, 0.0))

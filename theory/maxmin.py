@@ -14,7 +14,7 @@ proportion of group ``u``; ``D`` bound on ``||psi(y, x)||``; ``lambda_psi`` mini
 the feature covariance; ``L_pi`` Lipschitz constant of ``log pi``; ``beta`` KL coefficient.
 
 Policy computations (Gibbs policies, the exact max-min dual of maxmin.md §4.6, the exact gap
-``F_u(pi*_u) - F_u(pi) = beta E_x KL(pi || pi*_u)``) live in ``simulator/policy.py``; this module
+``F_u(pi*_u) - F_u(pi) = beta E_x KL(pi || pi*_u)``) live in ``simulator/policy/``; this module
 only holds closed forms of the constants.
 """
 

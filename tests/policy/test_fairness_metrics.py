@@ -127,3 +127,24 @@ def test_preference_tv_and_diversity():
     p0 = 1 / (1 + np.exp(-X @ th3[0]))
     p1 = 1 / (1 + np.exp(-X @ th3[1]))
     assert np.mean(np.abs(p0 - p1)) == pytest.approx(tvm[0, 1], abs=3e-3)
+
+
+def test_win_rate_from_reward_tables_equals_the_linear_form():
+    # rewards= is the same computation on given scores: env.rewards(thetas) reproduces the
+    # thetas form to the bit; non-linear scores (a monotone transform of each group's score)
+    # keep every comparison, so the win rates are unchanged too
+    rng = np.random.default_rng(3)
+    env = FiniteArmEnv(rng.standard_normal((6, 4, 3)))
+    th = rng.standard_normal((2, 3))
+    pi_hat = rng.dirichlet(np.ones(4), size=6)
+    gold = rng.dirichlet(np.ones(4), size=6)
+    ref = win_rate(env, pi_hat, gold, th)
+    np.testing.assert_array_equal(win_rate(env, pi_hat, gold, rewards=env.rewards(th)), ref)
+    np.testing.assert_allclose(win_rate(env, pi_hat, gold, rewards=np.exp(env.rewards(th))),
+                               ref, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="exactly one of thetas"):
+        win_rate(env, pi_hat, gold)
+    with pytest.raises(ValueError, match="exactly one of thetas"):
+        win_rate(env, pi_hat, gold, th, rewards=env.rewards(th))
+    with pytest.raises(ValueError, match="rewards must have shape"):
+        win_rate(env, pi_hat, gold, rewards=np.zeros((2, 6, 3)))

@@ -1,32 +1,22 @@
-r"""KL-regularised policies on a finite-arm environment: Gibbs (single reward), exact MaxMin,
-MaxMin-RLHF's Algorithm 1, the pointwise-min objective, utilitarian and pessimistic (LCB) policies.
+r"""Max-min (egalitarian) KL-regularised policies: the exact dual solver with its certificate,
+MaxMin-RLHF's Algorithm 1, the pointwise-min objective and a cvxpy cross-check.
 
-Sources: MaxMin-RLHF, Chakraborty et al., arXiv 2402.08925 (notes: shared/research/maxmin.md,
-cited "MM §k"); SharedRep-RLHF notes (sharedrep.md §2.4); Zhu, Jordan & Jiao, "Principled
-Reinforcement Learning with Human Feedback from Pairwise or K-wise Comparisons", ICML 2023.
-Items marked [D] are derived here (not stated in the papers).
+Source: MaxMin-RLHF, Chakraborty et al., arXiv 2402.08925 (notes: shared/research/maxmin.md,
+cited "MM §k"); SharedRep-RLHF notes (sharedrep.md §2.4).  [D] = derived here.
 
-Notation (papers' symbols)
---------------------------
-x ~ rho contexts, a actions, pi_ref reference policy, beta > 0 KL coefficient, groups u in U with
-rewards r_u(x, a) (linear: r_u = <theta_u, phi(x, a)>), weights q in the simplex Delta^U.
+    pi* = argmax_pi min_u F_u(pi),   F_u(pi) = E_x[E_pi r_u - beta KL(pi || pi_ref)]      (MM §4.1)
 
-    F_u(pi) = E_{x~rho}[ E_{a~pi(.|x)} r_u(x, a) - beta KL(pi(.|x) || pi_ref(.|x)) ]   (MM §1, §4.1)
+Dual (MM §4.6 [D]): G(q) = beta E_x log E_{pi_ref} exp(sum_u q_u r_u / beta), q in Delta^U, is
+convex; pi* is the Gibbs policy of r_{q*}, q* = argmin G; G(q) - min_u F_u(pi_q) >= 0 certifies.
 
-Reward normalisation (MM §4.4) [D]
-----------------------------------
-Bradley–Terry identifies r_u only up to an additive constant per group (per context, for
-prompt-dependent offsets), and anything that compares groups (min_u F_u, argmin_u, min_u r_u)
-depends on it.  Convention used everywhere a min over groups is taken: ``normalize="ref_center"``
-(default) replaces r_u(x, a) by r_u(x, a) - E_{a'~pi_ref(.|x)} r_u(x, a'), i.e. every group's
-reward has mean zero under pi_ref in every context.  Consequences: F_u(pi_ref) = 0 for all u;
-results are invariant to per-group and per-group-per-context additive shifts of the rewards.
-``normalize=None`` uses the rewards as given.  Single-reward Gibbs policies are invariant to
-per-context shifts anyway, so `gibbs_policy` takes no ``normalize`` argument.
+Every max-min entry point takes the same solver controls, declared once in :class:`MaxMinOptions`
+(pass ``options=MaxMinOptions(...)``, or any of its fields as keywords, or both: keywords win).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import numbers
 import warnings
 from dataclasses import dataclass, field
@@ -36,215 +26,90 @@ from scipy.special import rel_entr
 
 from simulator.arms import FiniteArmEnv
 
+from .gibbs import gibbs_and_log_partition
+from .utilities import normalize_rewards, utilities_unchecked
+from .validation import (
+    check_beta,
+    check_env,
+    check_normalize,
+    check_positive_int,
+    check_rewards,
+    check_simplex,
+    check_thetas,
+)
+
 __all__ = [
-    "NORMALIZATIONS",
     "OBJECTIVES",
-    "FiniteArmEnv",
+    "MaxMinOptions",
     "MaxMinResult",
     "dual_value",
-    "gibbs_from_rewards",
-    "gibbs_policy",
-    "group_utilities",
-    "kl_to_ref",
-    "lcb_rewards",
-    "log_partition",
     "maxmin_cvxpy",
     "maxmin_from_rewards",
     "maxmin_policy",
-    "normalize_rewards",
-    "pessimistic_policy",
     "pointwise_min_policy",
-    "utilitarian_policy",
-    "utilities_from_rewards",
 ]
 
-NORMALIZATIONS = ("ref_center", None)
 OBJECTIVES = ("exact", "pointwise", "algorithm1")
 
 
-# ============================================================================ validation helpers
-def _check_env(env) -> FiniteArmEnv:
-    if not isinstance(env, FiniteArmEnv):
-        raise ValueError(f"env must be a FiniteArmEnv; got {type(env).__name__}")  # noqa: TRY004
-    return env
+# ============================================================================ the options
+@dataclass(frozen=True)
+class MaxMinOptions:
+    """Solver controls of the max-min entry points (`maxmin_policy`, `maxmin_from_rewards`).
 
+    normalize : "ref_center" (default) or None — the reward convention (package docstring,
+        MM §4.4).
+    tol : certificate tolerance in (0, inf), absolute, reward units.  exact: stop when the
+        certified duality gap is <= tol; algorithm1: ``converged`` means gap <= tol.
+    max_iter : exact solver, iteration cap (int >= 0).
+    method : exact solver, "auto" (exponentiated gradient + active-set Newton polish) or "eg"
+        (exponentiated gradient only).  For cvxpy use `maxmin_cvxpy`.
+    n_iter : Algorithm 1, number of steps (int >= 1).
+    step_size : Algorithm 1, "fw" (lam_t = 2 / (t + 2), Frank–Wolfe on the dual) or a constant
+        float in (0, 1].
+    warn : exact solver, emit a RuntimeWarning when it stops uncertified.
 
-def _check_beta(beta) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise ValueError(f"beta must be a real number in (0, inf); got {beta!r}")  # noqa: TRY004
-    b = float(beta)
-    if not np.isfinite(b) or b <= 0:
-        raise ValueError(f"beta must be in (0, inf); got {beta!r}")
-    return b
-
-
-def _check_normalize(normalize):
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}; got {normalize!r}")
-    return normalize
-
-
-def _check_thetas(env: FiniteArmEnv, thetas) -> np.ndarray:
-    th = np.asarray(thetas, dtype=np.float64)
-    if th.ndim != 2 or th.shape[1] != env.d or th.shape[0] < 1:
-        raise ValueError(
-            f"thetas must have shape (U, d) with U >= 1 and d = {env.d}; got {th.shape}"
-        )
-    if not np.all(np.isfinite(th)):
-        raise ValueError("thetas must be finite (no NaN/inf)")
-    return th
-
-
-def _check_theta(env: FiniteArmEnv, theta) -> np.ndarray:
-    th = np.asarray(theta, dtype=np.float64)
-    if th.shape != (env.d,):
-        raise ValueError(f"theta must have shape (d,) = ({env.d},); got {th.shape}")
-    if not np.all(np.isfinite(th)):
-        raise ValueError("theta must be finite (no NaN/inf)")
-    return th
-
-
-def _check_rewards(env: FiniteArmEnv, rewards, ndim: int) -> np.ndarray:
-    r = np.asarray(rewards, dtype=np.float64)
-    m, a = env.n_contexts, env.n_actions
-    want = "(M, A)" if ndim == 2 else "(U, M, A)"
-    if r.ndim != ndim or r.shape[-2:] != (m, a) or (ndim == 3 and r.shape[0] < 1):
-        raise ValueError(f"rewards must have shape {want} with M={m}, A={a}; got {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards must be finite (no NaN/inf)")
-    return r
-
-
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _log_ref(env: FiniteArmEnv) -> np.ndarray:
-    ref = env.pi_ref
-    out = np.full(ref.shape, -np.inf)
-    np.log(ref, out=out, where=ref > 0)
-    return out
-
-
-# ============================================================================ basic quantities
-def normalize_rewards(env: FiniteArmEnv, rewards, normalize="ref_center") -> np.ndarray:
-    """Apply the reward convention (MM §4.4 [D]) to rewards of shape (..., M, A).
-
-    ``"ref_center"``: r(x, a) - E_{a'~pi_ref(.|x)} r(x, a'), per group and per context.
-    ``None``: unchanged (a float64 copy).
+    The fields are validated by the solver that uses them (as before the options existed), so
+    an option irrelevant to the chosen objective is never checked.
     """
-    _check_env(env)
-    _check_normalize(normalize)
-    r = np.array(rewards, dtype=np.float64, copy=True)
-    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
-        raise ValueError(
-            f"rewards must have shape (..., M, A) with M={env.n_contexts}, A={env.n_actions}; "
-            f"got {r.shape}"
-        )
-    if normalize == "ref_center":
-        r -= np.sum(r * env.pi_ref, axis=-1, keepdims=True)
-    return r
+
+    normalize: str | None = "ref_center"
+    tol: float = 1e-8
+    max_iter: int = 20_000
+    method: str = "auto"
+    n_iter: int = 200
+    step_size: str | float = "fw"
+    warn: bool = True
+
+    def replace(self, **changes) -> MaxMinOptions:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
 
-def _gibbs_and_logz(env: FiniteArmEnv, r: np.ndarray, beta: float):
-    """pi ∝ pi_ref exp(r / beta) and log Z(x) = log E_{pi_ref} exp(r / beta); r (..., M, A)."""
-    logits = _log_ref(env) + r / beta
-    mx = np.max(logits, axis=-1, keepdims=True)  # finite: pi_ref has a positive entry per row
-    w = np.exp(logits - mx)
-    s = np.sum(w, axis=-1, keepdims=True)
-    pi = w / s
-    logz = (mx + np.log(s))[..., 0]
-    return pi, logz
+_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(MaxMinOptions))
 
 
-def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
-    r"""Exact maximiser of E_x[E_pi r - beta KL(pi || pi_ref)] for one reward array (M, A):
-
-        pi_r(a | x) = pi_ref(a | x) exp(r(x, a) / beta) / Z(x)          (MM §1, closed form)
-
-    computed per context with a max-shifted log-sum-exp.  Also accepts a batch (..., M, A).
-    """
-    _check_env(env)
-    b = _check_beta(beta)
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
-        raise ValueError(
-            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
-            f"A={env.n_actions}; got {r.shape}"
-        )
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards must be finite (no NaN/inf)")
-    return _gibbs_and_logz(env, r, b)[0]
+def _options(options, overrides: dict) -> MaxMinOptions:
+    """``options`` (default MaxMinOptions()) with the keyword ``overrides`` applied."""
+    if options is None:
+        options = MaxMinOptions()
+    elif not isinstance(options, MaxMinOptions):
+        raise ValueError(f"options must be a MaxMinOptions or None; got {type(options).__name__}")
+    unknown = sorted(set(overrides) - set(_OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}; the max-min options are "
+                        f"{list(_OPTION_NAMES)}")
+    return dataclasses.replace(options, **overrides) if overrides else options
 
 
-def gibbs_policy(env: FiniteArmEnv, theta, beta) -> np.ndarray:
-    r"""Single-reward KL-regularised RLHF policy for r(x, a) = <theta, phi(x, a)>:
-
-        pi(a | x) ∝ pi_ref(a | x) exp(theta^T phi(x, a) / beta)        (MM §1, standard closed form)
-
-    theta: (d,).  Returns (M, A).  Invariant to per-context additive reward shifts.
-    """
-    _check_env(env)
-    b = _check_beta(beta)
-    th = _check_theta(env, theta)
-    return _gibbs_and_logz(env, env.rewards(th), b)[0]
-
-
-def log_partition(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
-    """log Z(x) = log E_{a~pi_ref(.|x)} exp(r(x, a) / beta), shape (..., M), stable."""
-    _check_env(env)
-    b = _check_beta(beta)
-    r = np.asarray(rewards, dtype=np.float64)
-    return _gibbs_and_logz(env, r, b)[1]
-
-
-def _kl_rows(env: FiniteArmEnv, pi: np.ndarray) -> np.ndarray:
-    """KL(pi(.|x) || pi_ref(.|x)) per context (inf where pi puts mass outside supp pi_ref)."""
-    return np.sum(rel_entr(pi, env.pi_ref), axis=-1)
-
-
-def kl_to_ref(env: FiniteArmEnv, pi) -> float:
-    """E_{x~rho} KL(pi(.|x) || pi_ref(.|x))."""
-    _check_env(env)
-    p = env.check_policy(pi, "pi")
-    return float(env.rho @ _kl_rows(env, p))
-
-
-def _utilities(env: FiniteArmEnv, pi: np.ndarray, r: np.ndarray, beta: float) -> np.ndarray:
-    expected = np.einsum("...ma,ma->...m", r, pi) @ env.rho
-    return expected - beta * float(env.rho @ _kl_rows(env, pi))
-
-
-def utilities_from_rewards(env: FiniteArmEnv, pi, rewards, beta, normalize="ref_center"):
-    r"""F_u(pi) = E_{x~rho}[ E_{a~pi} r_u(x, a) - beta KL(pi(.|x) || pi_ref(.|x)) ]   (MM §1).
-
-    rewards: (U, M, A) -> (U,) array;  (M, A) -> float.  ``normalize`` as in the module doc.
-    """
-    _check_env(env)
-    b = _check_beta(beta)
-    _check_normalize(normalize)
-    p = env.check_policy(pi, "pi")
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim not in (2, 3):
-        raise ValueError(f"rewards must have shape (M, A) or (U, M, A); got {r.shape}")
-    r = _check_rewards(env, r, r.ndim)
-    r = normalize_rewards(env, r, normalize)
-    out = _utilities(env, p, r, b)
-    return float(out) if r.ndim == 2 else out
-
-
-def group_utilities(env: FiniteArmEnv, pi, thetas, beta, normalize="ref_center") -> np.ndarray:
-    r"""Per-group utilities F_u(pi), u = 1..U, for linear rewards r_u = <theta_u, phi>  (MM §1).
-
-    thetas: (U, d) (any estimator's ``theta_``).  Returns (U,).  With the default
-    ``normalize="ref_center"``, F_u(pi_ref) = 0 and F_u(pi) = E_x[E_pi r_u - E_{pi_ref} r_u]
-    - beta E_x KL(pi || pi_ref).
-    """
-    _check_env(env)
-    th = _check_thetas(env, thetas)
-    return utilities_from_rewards(env, pi, env.rewards(th), beta, normalize)
+def _declare_option_keywords(fn):
+    """Show the MaxMinOptions fields as keyword-only parameters in ``fn``'s signature (help())."""
+    sig = inspect.signature(fn)
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+               for f in dataclasses.fields(MaxMinOptions)]
+    fn.__signature__ = sig.replace(parameters=params)
+    return fn
 
 
 # ============================================================================ the dual of MaxMin
@@ -252,7 +117,7 @@ def _dual_oracle(env: FiniteArmEnv, r: np.ndarray, beta: float, q: np.ndarray):
     r"""G(q) = beta E_x log E_{pi_ref} exp(r_q / beta), r_q = sum_u q_u r_u, its gradient
     dG/dq_u = E_x E_{pi_q} r_u (group u's expected reward under pi_q), and pi_q.   (MM §4.6 [D])"""
     rq = np.einsum("u,uma->ma", q, r)
-    pi, logz = _gibbs_and_logz(env, rq, beta)
+    pi, logz = gibbs_and_log_partition(env, rq, beta)
     g = np.einsum("uma,ma->um", r, pi) @ env.rho
     return beta * float(env.rho @ logz), g, pi
 
@@ -274,20 +139,11 @@ def dual_value(env: FiniteArmEnv, rewards, beta, q, normalize="ref_center") -> f
     Weak duality (MM §4.5–4.6 [D]): for every policy pi and every q in Delta^U,
     min_u F_u(pi) <= max_pi sum_u q_u F_u(pi) = G(q); hence G(q) upper-bounds the MaxMin value.
     """
-    _check_env(env)
-    b = _check_beta(beta)
-    r = normalize_rewards(env, _check_rewards(env, rewards, 3), normalize)
-    qq = _check_simplex(q, r.shape[0], "q")
+    check_env(env)
+    b = check_beta(beta)
+    r = normalize_rewards(env, check_rewards(env, rewards, 3), normalize)
+    qq = check_simplex(q, r.shape[0], "q")
     return _dual_oracle(env, r, b, qq)[0]
-
-
-def _check_simplex(q, n: int, name: str) -> np.ndarray:
-    qq = np.asarray(q, dtype=np.float64)
-    if qq.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},); got {qq.shape}")
-    if not np.all(np.isfinite(qq)) or np.any(qq < 0) or abs(qq.sum() - 1.0) > 1e-8:
-        raise ValueError(f"{name} must be a probability vector (non-negative, sums to 1)")
-    return qq / qq.sum()
 
 
 # ============================================================================ results
@@ -337,7 +193,7 @@ class MaxMinResult:
 
 
 def _result(env, r, beta, pi, q, objective, normalize, **extra) -> MaxMinResult:
-    utils = _utilities(env, pi, r, beta)
+    utils = utilities_unchecked(env, pi, r, beta)
     g_dual = _dual_oracle(env, r, beta, q)[0]
     value = float(utils.min())
     obj_value = extra.pop("objective_value", value)
@@ -522,38 +378,42 @@ def _solve_exact(env, r, beta, tol, max_iter, method, q0=None):
     return q, G, g, pi, gap, it, np.array(gaps), np.array(values)
 
 
+
+# ============================================================================ entry points
+@_declare_option_keywords
 def maxmin_from_rewards(
     env: FiniteArmEnv,
     rewards,
     beta,
     objective="exact",
     *,
-    normalize="ref_center",
-    tol=1e-8,
-    max_iter=20_000,
-    method="auto",
-    n_iter=200,
-    step_size="fw",
-    warn=True,
+    options: MaxMinOptions | None = None,
+    **overrides,
 ) -> MaxMinResult:
-    """`maxmin_policy` for arbitrary reward arrays (U, M, A) (e.g. non-linear rewards)."""
-    _check_env(env)
-    b = _check_beta(beta)
+    """`maxmin_policy` for arbitrary reward arrays (U, M, A) (e.g. non-linear rewards).
+
+    Solver controls: ``options`` (a :class:`MaxMinOptions`) and/or its fields as keywords.
+    """
+    opts = _options(options, overrides)
+    normalize, tol = opts.normalize, opts.tol
+    check_env(env)
+    b = check_beta(beta)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
-    _check_normalize(normalize)
-    r = normalize_rewards(env, _check_rewards(env, rewards, 3), normalize)
+    check_normalize(normalize)
+    r = normalize_rewards(env, check_rewards(env, rewards, 3), normalize)
     if not (isinstance(tol, numbers.Real) and np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a real number in (0, inf); got {tol!r}")
 
     if objective == "exact":
+        method = opts.method
         if method not in ("auto", "eg"):
             raise ValueError(f"method must be 'auto' or 'eg' (use maxmin_cvxpy for cvxpy); "
                              f"got {method!r}")
-        max_iter = _check_positive_int(max_iter, "max_iter", minimum=0)
+        max_iter = check_positive_int(opts.max_iter, "max_iter", minimum=0)
         q, _G, _g, pi, gap, it, gaps, values = _solve_exact(env, r, b, float(tol), max_iter, method)
         converged = gap <= tol
-        if not converged and warn:
+        if not converged and opts.warn:
             warnings.warn(
                 f"maxmin_policy(exact): certified duality gap {gap:.3g} > tol={tol:g} after "
                 f"{it} iterations (increase max_iter or tol)", RuntimeWarning, stacklevel=3,
@@ -565,22 +425,18 @@ def maxmin_from_rewards(
     if objective == "pointwise":
         return _pointwise(env, r, b, normalize)
 
-    return _algorithm1(env, r, b, normalize, n_iter, step_size, float(tol))
+    return _algorithm1(env, r, b, normalize, opts.n_iter, opts.step_size, float(tol))
 
 
+@_declare_option_keywords
 def maxmin_policy(
     env: FiniteArmEnv,
     thetas,
     beta,
     objective="exact",
     *,
-    normalize="ref_center",
-    tol=1e-8,
-    max_iter=20_000,
-    method="auto",
-    n_iter=200,
-    step_size="fw",
-    warn=True,
+    options: MaxMinOptions | None = None,
+    **overrides,
 ) -> MaxMinResult:
     r"""Max-min (egalitarian) KL-regularised policy for groups with rewards r_u = <theta_u, phi>.
 
@@ -618,23 +474,24 @@ def maxmin_policy(
     ----------
     thetas : (U, d) group reward parameters (true or any estimator's ``theta_``).
     beta : KL coefficient in (0, inf).
-    normalize : "ref_center" (default) or None — see the module docstring (MM §4.4).
-    tol, max_iter, method : exact solver controls.  n_iter, step_size : Algorithm 1 controls.
-    warn : emit a RuntimeWarning if the exact solver stops uncertified.
+    options : :class:`MaxMinOptions`, optional — the solver controls, declared once for every
+        max-min entry point: normalize ("ref_center" (default) or None, MM §4.4), tol, max_iter,
+        method (exact solver), n_iter, step_size (Algorithm 1), warn (RuntimeWarning if the
+        exact solver stops uncertified).
+    **overrides : any field of :class:`MaxMinOptions` as a keyword (``normalize=None``,
+        ``tol=1e-10``, ...); applied on top of ``options``.
 
     Returns a `MaxMinResult` (``.pi``, ``.weights``, ``.duality_gap``, ``.utilities``, ...).
     """
-    _check_env(env)
-    th = _check_thetas(env, thetas)
-    return maxmin_from_rewards(
-        env, env.rewards(th), beta, objective, normalize=normalize, tol=tol, max_iter=max_iter,
-        method=method, n_iter=n_iter, step_size=step_size, warn=warn,
-    )
+    opts = _options(options, overrides)
+    check_env(env)
+    th = check_thetas(env, thetas)
+    return maxmin_from_rewards(env, env.rewards(th), beta, objective, options=opts)
 
 
 def _pointwise(env, r, beta, normalize) -> MaxMinResult:
     rmin = r.min(axis=0)
-    pi, logz = _gibbs_and_logz(env, rmin, beta)
+    pi, logz = gibbs_and_log_partition(env, rmin, beta)
     who = np.argmin(r, axis=0)  # (M, A), first minimiser
     weights = np.array([float(env.rho @ np.sum(pi * (who == u), axis=1)) for u in range(r.shape[0])])
     weights = weights / weights.sum()
@@ -644,7 +501,7 @@ def _pointwise(env, r, beta, normalize) -> MaxMinResult:
 
 
 def _algorithm1(env, r, beta, normalize, n_iter, step_size, tol) -> MaxMinResult:
-    n_iter = _check_positive_int(n_iter, "n_iter", minimum=1)
+    n_iter = check_positive_int(n_iter, "n_iter", minimum=1)
     if isinstance(step_size, str):
         if step_size != "fw":
             raise ValueError(f"step_size must be 'fw' or a float in (0, 1]; got {step_size!r}")
@@ -663,8 +520,8 @@ def _algorithm1(env, r, beta, normalize, n_iter, step_size, tol) -> MaxMinResult
     values = np.empty(n_iter + 1)
 
     def state(w):
-        pi, _ = _gibbs_and_logz(env, np.einsum("u,uma->ma", w, r), beta)
-        utils = _utilities(env, pi, r, beta)
+        pi, _ = gibbs_and_log_partition(env, np.einsum("u,uma->ma", w, r), beta)
+        utils = utilities_unchecked(env, pi, r, beta)
         q = w / w.sum() if w.sum() > 0 else np.full(n_groups, 1.0 / n_groups)
         gap = max(_dual_oracle(env, r, beta, q)[0] - float(utils.min()), 0.0)
         return pi, utils, q, gap
@@ -701,11 +558,11 @@ def maxmin_cvxpy(env: FiniteArmEnv, thetas=None, beta=1.0, *, rewards=None,
     """
     import cvxpy as cp
 
-    _check_env(env)
-    b = _check_beta(beta)
+    check_env(env)
+    b = check_beta(beta)
     if (thetas is None) == (rewards is None):
         raise ValueError("give exactly one of thetas (U, d) or rewards (U, M, A)")
-    raw = env.rewards(_check_thetas(env, thetas)) if rewards is None else _check_rewards(
+    raw = env.rewards(check_thetas(env, thetas)) if rewards is None else check_rewards(
         env, rewards, 3)
     r = normalize_rewards(env, raw, normalize)
     n_groups, m, a = r.shape
@@ -732,78 +589,14 @@ def maxmin_cvxpy(env: FiniteArmEnv, thetas=None, beta=1.0, *, rewards=None,
     q = np.array([max(float(np.squeeze(c.dual_value)), 0.0) for c in util_cons])
     q = q / q.sum() if q.sum() > 0 else np.full(n_groups, 1.0 / n_groups)
     return _result(env, r, b, pi, q, "exact", normalize, gap=max(
-        _dual_oracle(env, r, b, q)[0] - float(_utilities(env, pi, r, b).min()), 0.0),
+        _dual_oracle(env, r, b, q)[0] - float(utilities_unchecked(env, pi, r, b).min()), 0.0),
         n_iter=0, converged=prob.status == "optimal", method=f"cvxpy:{solver}")
 
 
-# ============================================================================ other policies
+# ============================================================================ pointwise shortcut
 def pointwise_min_policy(env: FiniteArmEnv, thetas, beta, normalize="ref_center") -> np.ndarray:
     """pi ∝ pi_ref exp(min_u r_u / beta): the exact maximiser of E[min_u r_u] - beta KL
     (MM §4.3, sharedrep.md §2.4).  Shortcut for ``maxmin_policy(..., objective="pointwise").pi``."""
     return maxmin_policy(env, thetas, beta, "pointwise", normalize=normalize).pi
 
 
-def utilitarian_policy(env: FiniteArmEnv, thetas, beta, proportions=None) -> np.ndarray:
-    r"""Utilitarian policy: argmax_pi sum_u eta_u F_u(pi) = Gibbs policy of r_eta = sum_u eta_u r_u,
-    i.e. single-reward RLHF with the proportion-weighted reward (MM §2.1 population, eta(u)).
-
-    proportions eta: (U,) on the simplex (default uniform).  Independent of the normalisation
-    (the weights sum to 1, so per-context shifts cancel in the Gibbs form).  Note: the pooled
-    Bradley–Terry MLE on mixed data is NOT exactly sum_u eta_u theta_u (BT is non-linear; MM
-    Lemma 1); for "single-reward RLHF as trained" use ``gibbs_policy(env, pooled.theta_, beta)``.
-    """
-    _check_env(env)
-    b = _check_beta(beta)
-    th = _check_thetas(env, thetas)
-    n_groups = th.shape[0]
-    eta = (np.full(n_groups, 1.0 / n_groups) if proportions is None
-           else _check_simplex(proportions, n_groups, "proportions"))
-    return _gibbs_and_logz(env, env.rewards(eta @ th), b)[0]
-
-
-def lcb_rewards(env: FiniteArmEnv, theta, X, alpha=1.0, lam=1e-3) -> np.ndarray:
-    r"""Pessimistic (lower-confidence-bound) reward, per (x, a)   [reconstructed, Zhu et al. 2023]:
-
-        r_LCB(x, a) = theta^T phi(x, a) - alpha || phi(x, a) - E_{a'~pi_ref(.|x)} phi(x, a') ||_{(Sigma_D + lam I)^{-1}},
-        Sigma_D = (1/n) sum_i X_i X_i^T,   X_i = phi(x_i, a1_i) - phi(x_i, a0_i).
-
-    Zhu, Jordan & Jiao (ICML 2023) take min over theta' in the confidence ellipsoid
-    ||theta' - theta||_{Sigma_D + lam I} <= alpha of theta'^T (phi(x, a) - v), with a reference
-    feature v; here the min is taken per (x, a) (closed form above) with v(x) = E_{pi_ref} phi(x, .),
-    a slightly more pessimistic, per-action variant whose KL-regularised optimum is a Gibbs policy.
-    alpha = 0 recovers theta^T phi.  Returns (M, A).
-    """
-    _check_env(env)
-    th = _check_theta(env, theta)
-    Xa = np.asarray(X, dtype=np.float64)
-    if Xa.ndim != 2 or Xa.shape[1] != env.d or Xa.shape[0] < 1:
-        raise ValueError(f"X must have shape (n, d) with n >= 1, d = {env.d}; got {Xa.shape}")
-    if not np.all(np.isfinite(Xa)):
-        raise ValueError("X must be finite (no NaN/inf)")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (
-        np.isfinite(alpha) and alpha >= 0
-    ):
-        raise ValueError(f"alpha must be a real number in [0, inf); got {alpha!r}")
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not (
-        np.isfinite(lam) and lam > 0
-    ):
-        raise ValueError(f"lam must be a real number in (0, inf); got {lam!r}")
-    sigma = Xa.T @ Xa / Xa.shape[0] + float(lam) * np.eye(env.d)
-    phi = env.features
-    z = phi - np.einsum("ma,mad->md", env.pi_ref, phi)[:, None, :]
-    chol = np.linalg.cholesky(sigma)
-    y = np.linalg.solve(chol, z.reshape(-1, env.d).T)  # L^{-1} z
-    bonus = np.sqrt(np.sum(y * y, axis=0)).reshape(env.n_contexts, env.n_actions)
-    return phi @ th - float(alpha) * bonus
-
-
-def pessimistic_policy(env: FiniteArmEnv, theta, beta, X, alpha=1.0, lam=1e-3) -> np.ndarray:
-    r"""KL-regularised pessimistic policy: pi ∝ pi_ref exp(r_LCB / beta) with r_LCB from
-    `lcb_rewards` (Zhu, Jordan & Jiao 2023 style, per-action LCB; reconstructed).
-
-    alpha = 0 gives ``gibbs_policy(env, theta, beta)``.  [D] d/d alpha E_pi[bonus] =
-    -Var_pi(bonus) / beta <= 0: larger alpha moves mass toward actions whose feature deviation is
-    well covered by the data (small bonus).
-    """
-    b = _check_beta(beta)
-    return _gibbs_and_logz(env, lcb_rewards(env, theta, X, alpha, lam), b)[0]

@@ -1,0 +1,73 @@
+r"""Single-reward KL-regularised policies (the Gibbs / closed-form RLHF policy).
+
+    pi_r(a | x) = pi_ref(a | x) exp(r(x, a) / beta) / Z(x),   Z(x) = E_{a~pi_ref(.|x)} exp(r(x, a) / beta)
+
+is the exact maximiser of E_x[E_pi r - beta KL(pi || pi_ref)] (MM §1, the standard closed form).
+Every other policy of the package that has a closed form is a Gibbs policy of some reward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.arms import FiniteArmEnv
+
+from .validation import check_beta, check_env, check_theta, log_ref
+
+__all__ = ["gibbs_and_log_partition", "gibbs_from_rewards", "gibbs_policy", "log_partition"]
+
+
+def gibbs_and_log_partition(env: FiniteArmEnv, r: np.ndarray, beta: float):
+    """pi ∝ pi_ref exp(r / beta) and log Z(x) = log E_{pi_ref} exp(r / beta); r (..., M, A).
+
+    No validation (callers check ``env``, ``r`` and ``beta``); max-shifted log-sum-exp, so it is
+    stable for huge rewards / small beta.  Returns ``(pi, logz)`` of shapes (..., M, A), (..., M).
+    """
+    logits = log_ref(env) + r / beta
+    mx = np.max(logits, axis=-1, keepdims=True)  # finite: pi_ref has a positive entry per row
+    w = np.exp(logits - mx)
+    s = np.sum(w, axis=-1, keepdims=True)
+    pi = w / s
+    logz = (mx + np.log(s))[..., 0]
+    return pi, logz
+
+
+def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
+    r"""Exact maximiser of E_x[E_pi r - beta KL(pi || pi_ref)] for one reward array (M, A):
+
+        pi_r(a | x) = pi_ref(a | x) exp(r(x, a) / beta) / Z(x)          (MM §1, closed form)
+
+    computed per context with a max-shifted log-sum-exp.  Also accepts a batch (..., M, A).
+    """
+    check_env(env)
+    b = check_beta(beta)
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
+        raise ValueError(
+            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
+            f"A={env.n_actions}; got {r.shape}"
+        )
+    if not np.all(np.isfinite(r)):
+        raise ValueError("rewards must be finite (no NaN/inf)")
+    return gibbs_and_log_partition(env, r, b)[0]
+
+
+def gibbs_policy(env: FiniteArmEnv, theta, beta) -> np.ndarray:
+    r"""Single-reward KL-regularised RLHF policy for r(x, a) = <theta, phi(x, a)>:
+
+        pi(a | x) ∝ pi_ref(a | x) exp(theta^T phi(x, a) / beta)        (MM §1, standard closed form)
+
+    theta: (d,).  Returns (M, A).  Invariant to per-context additive reward shifts.
+    """
+    check_env(env)
+    b = check_beta(beta)
+    th = check_theta(env, theta)
+    return gibbs_and_log_partition(env, env.rewards(th), b)[0]
+
+
+def log_partition(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
+    """log Z(x) = log E_{a~pi_ref(.|x)} exp(r(x, a) / beta), shape (..., M), stable."""
+    check_env(env)
+    b = check_beta(beta)
+    r = np.asarray(rewards, dtype=np.float64)
+    return gibbs_and_log_partition(env, r, b)[1]
