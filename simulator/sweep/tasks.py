@@ -139,8 +139,7 @@ register_metric("n_iter", lambda est, pop, data: int(np.sum(getattr(est, "n_iter
 
 
 def get_metric(name: str) -> Callable:
-    """A metric by name: the registry, ``"module:function"``, or ``simulator.metrics.SWEEP_METRICS``
-    (looked up lazily; a missing module is not an error)."""
+    """A metric by name: the registry (:func:`register_metric`), or ``"module:function"``."""
     if name in METRICS:
         return METRICS[name]
     if ":" in name:
@@ -148,17 +147,7 @@ def get_metric(name: str) -> Callable:
             return _import_path(name, "metric")
         except Exception as exc:
             raise SpecError("metrics", f"cannot load metric {name!r}: {exc}") from None
-    try:
-        mod = importlib.import_module("simulator.metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name != "simulator.metrics":
-            raise
-        mod = None
-    extra = getattr(mod, "SWEEP_METRICS", None) or {}
-    if name in extra:
-        return extra[name]
-    known = sorted(set(METRICS) | set(extra))
-    raise SpecError("metrics", f"unknown metric {name!r}; known: {known} "
+    raise SpecError("metrics", f"unknown metric {name!r}; known: {sorted(METRICS)} "
                                "(or give 'package.module:function')")
 
 
