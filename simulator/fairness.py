@@ -33,6 +33,7 @@ __all__ = [
     "maxmin_suboptimality",
     "maxmin_value",
     "min_group_utility",
+    "paired_win_rate",
     "preference_tv",
     "win_rate",
 ]
@@ -181,6 +182,26 @@ def gold_policy(env: FiniteArmEnv, thetas, beta, objective="exact", normalize="r
     sharedrep.md §4).  Returns (M, A).
     """
     return maxmin_policy(env, thetas, beta, objective, normalize=normalize).pi
+
+
+def paired_win_rate(scores, baseline_scores, ties="half", atol=0.0) -> float:
+    """The win rate of sampled pairs: the mean over items of 1 when ``scores`` beats
+    ``baseline_scores``, ``c`` when they tie (within ``atol``), 0 otherwise, with the tie rule of
+    :func:`win_rate` (``ties="half"``: c = 1/2, the default; ``"loss"``: c = 0, the papers'
+    "strictly higher"). The LLM evaluation's win rate against the gold policy's responses.
+    NaN for no items."""
+    a, b = np.asarray(scores, dtype=np.float64), np.asarray(baseline_scores, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"win rate needs paired scores, got shapes {a.shape} and {b.shape}")
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}; got {ties!r}")
+    if not (np.isfinite(atol) and atol >= 0):
+        raise ValueError(f"atol must be a real number in [0, inf); got {atol!r}")
+    if a.size == 0:
+        return float("nan")
+    c = 0.5 if ties == "half" else 0.0
+    diff = a - b
+    return float(np.mean(np.where(diff > atol, 1.0, np.where(diff >= -atol, c, 0.0))))
 
 
 def win_rate(env: FiniteArmEnv, pi_hat, pi_gold, thetas=None, ties="half", atol=0.0,

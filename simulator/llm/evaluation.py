@@ -19,12 +19,13 @@ def sem(x) -> float:
     return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
-def win_rate(scores, baseline_scores) -> float:
-    """Fraction of prompts where ``scores > baseline_scores`` strictly (ties are losses)."""
-    a, b = np.asarray(scores, float), np.asarray(baseline_scores, float)
-    if a.shape != b.shape:
-        raise ValueError(f"win rate needs paired scores, got shapes {a.shape} and {b.shape}")
-    return float((a > b).mean()) if len(a) else float("nan")
+def win_rate(scores, baseline_scores, ties: str = "half") -> float:
+    """Win rate of paired prompts against the baseline's: the simulator's rule
+    (:func:`simulator.fairness.paired_win_rate`; ties count half, ``ties="loss"`` for the papers'
+    strict comparison)."""
+    from ..fairness import paired_win_rate
+
+    return paired_win_rate(scores, baseline_scores, ties=ties)
 
 
 def paired_scores(records: list, baseline: list, group: int) -> tuple:
@@ -35,7 +36,7 @@ def paired_scores(records: list, baseline: list, group: int) -> tuple:
     return np.array([mine[k] for k in keys]), np.array([base[k] for k in keys])
 
 
-def summarise(runs: list, group_names: list, baseline: str = "gold") -> list:
+def summarise(runs: list, group_names: list, baseline: str = "gold", ties: str = "loss") -> list:
     """Rows ``{p, method, group means ± SEM, win rates}`` averaged over seeds.
 
     Parameters
@@ -47,6 +48,10 @@ def summarise(runs: list, group_names: list, baseline: str = "gold") -> list:
         Group 0 = minority.
     baseline : str
         Method whose completions are the win-rate reference (per seed).
+    ties : {"loss", "half"}
+        Tie rule of the win rates (:func:`simulator.fairness.paired_win_rate`); ``"loss"`` by
+        default here because this is the papers' table ("strictly higher than gold"), while the
+        simulator's rule elsewhere is ``"half"``.
 
     Returns
     -------
@@ -70,7 +75,7 @@ def summarise(runs: list, group_names: list, baseline: str = "gold") -> list:
                 vals = np.concatenate([[x["group_scores"][gi] for x in r["records"]] for r in sel])
                 row[f"mean_{g}"], row[f"sem_{g}"] = float(vals.mean()), sem(vals)
                 if m != baseline and base:
-                    wins = [win_rate(*paired_scores(r["records"], base[r["seed"]], gi))
+                    wins = [win_rate(*paired_scores(r["records"], base[r["seed"]], gi), ties=ties)
                             for r in sel if r["seed"] in base]
                     row[f"win_{g}"] = 100.0 * float(np.mean(wins)) if wins else float("nan")
             rows.append(row)

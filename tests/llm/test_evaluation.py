@@ -19,8 +19,11 @@ MAXMIN = _recs([[0.6, 0.5], [0.1, 0.95], [0.7, 0.0], [0.9, 0.3]])   # min wins: 
 SHARED = _recs([[0.1, 0.6], [0.3, 0.91], [0.8, 0.2], [0.5, 0.5]])   # min wins: 3/4, maj: 4/4
 
 
-def test_win_rate_is_strict():
-    assert win_rate([1, 2, 3], [1, 1, 4]) == pytest.approx(1 / 3)  # tie counts as a loss
+def test_win_rate_ties_count_half_unless_strict():
+    # one win, one tie, one loss: ties count half by default (the simulator's rule, stated once
+    # in simulator.fairness.paired_win_rate); ties="loss" is the papers' strict comparison
+    assert win_rate([1, 2, 3], [1, 1, 4]) == pytest.approx(1.5 / 3)
+    assert win_rate([1, 2, 3], [1, 1, 4], ties="loss") == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         win_rate([1, 2], [1])
 
@@ -28,7 +31,8 @@ def test_win_rate_is_strict():
 def test_paired_scores_align_on_prompt_id():
     shuffled = list(reversed(MAXMIN))
     a, b = paired_scores(shuffled, GOLD, 0)
-    assert win_rate(a, b) == 0.5
+    assert win_rate(a, b, ties="loss") == 0.5  # two strict wins of four
+    assert win_rate(a, b) == 0.625  # and one tie, counted half by default
 
 
 def test_summarise_hand_computed():

@@ -148,3 +148,25 @@ def test_win_rate_from_reward_tables_equals_the_linear_form():
         win_rate(env, pi_hat, gold, th, rewards=env.rewards(th))
     with pytest.raises(ValueError, match="rewards must have shape"):
         win_rate(env, pi_hat, gold, rewards=np.zeros((2, 6, 3)))
+
+
+def test_paired_win_rate_is_win_rate_for_deterministic_policies():
+    # one-hot policies on a uniform rho: the finite-arm win rate of group u is the paired win
+    # rate of the arms' scores, context by context, with the same tie rule
+    from simulator.fairness import paired_win_rate
+
+    rng = np.random.default_rng(5)
+    env = FiniteArmEnv(np.round(rng.standard_normal((20, 3, 2)), 1))  # rounding makes ties
+    th = np.array([[1.0, 0.0], [0.0, 1.0]])
+    a_hat, a_gold = rng.integers(3, size=20), rng.integers(3, size=20)
+    ph, pg = np.eye(3)[a_hat], np.eye(3)[a_gold]
+    s = env.rewards(th)
+    for ties in ("half", "loss"):
+        wr = win_rate(env, ph, pg, th, ties=ties)
+        for u in range(2):
+            pw = paired_win_rate(s[u, np.arange(20), a_hat], s[u, np.arange(20), a_gold], ties)
+            assert wr[u] == pytest.approx(pw, abs=1e-15)
+    assert paired_win_rate([1.0, 2.0, 3.0], [1.0, 1.0, 4.0]) == pytest.approx(0.5)
+    assert np.isnan(paired_win_rate([], []))
+    with pytest.raises(ValueError, match="ties"):
+        paired_win_rate([1.0], [0.0], ties="draw")
