@@ -24,6 +24,7 @@ import numbers
 import numpy as np
 
 from .seeding import as_generator
+from .validation import InvalidParameterError, check_array, check_int
 
 __all__ = ["FiniteArmEnv"]
 
@@ -32,13 +33,13 @@ _SIMPLEX_ATOL = 1e-8
 
 def _check_distribution_rows(arr: np.ndarray, name: str) -> None:
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN/inf)")
+        raise InvalidParameterError(f"{name} must be finite (no NaN/inf)")
     if np.any(arr < 0):
-        raise ValueError(f"{name} must be non-negative (probabilities in [0, 1])")
+        raise InvalidParameterError(f"{name} must be non-negative (probabilities in [0, 1])")
     sums = arr.sum(axis=-1)
     if not np.allclose(sums, 1.0, rtol=0.0, atol=_SIMPLEX_ATOL):
         worst = float(np.max(np.abs(sums - 1.0)))
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name} must sum to 1 along its last axis (max deviation {worst:.3g} > {_SIMPLEX_ATOL})"
         )
 
@@ -60,34 +61,36 @@ class FiniteArmEnv:
     """
 
     def __init__(self, features, rho=None, pi_ref=None):
-        feats = np.array(features, dtype=np.float64, copy=True)
+        feats = check_array(features, "features", finite=False, copy=True)
         if feats.ndim != 3:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"features must have shape (M contexts, A actions, d); got ndim={feats.ndim}"
             )
         m, a, d = feats.shape
         if m < 1 or a < 2 or d < 1:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"features shape (M, A, d) needs M >= 1, A >= 2, d >= 1; got {feats.shape}"
             )
         if not np.all(np.isfinite(feats)):
-            raise ValueError("features must be finite (no NaN/inf)")
+            raise InvalidParameterError("features must be finite (no NaN/inf)")
 
         if rho is None:
             rho_arr = np.full(m, 1.0 / m)
         else:
-            rho_arr = np.array(rho, dtype=np.float64, copy=True)
+            rho_arr = check_array(rho, "rho", finite=False, copy=True)
             if rho_arr.shape != (m,):
-                raise ValueError(f"rho must have shape (M,) = ({m},); got {rho_arr.shape}")
+                raise InvalidParameterError(f"rho must have shape (M,) = ({m},); got "
+                                            f"{rho_arr.shape}")
             _check_distribution_rows(rho_arr, "rho")
             rho_arr = rho_arr / rho_arr.sum()
 
         if pi_ref is None:
             ref = np.full((m, a), 1.0 / a)
         else:
-            ref = np.array(pi_ref, dtype=np.float64, copy=True)
+            ref = check_array(pi_ref, "pi_ref", finite=False, copy=True)
             if ref.shape != (m, a):
-                raise ValueError(f"pi_ref must have shape (M, A) = ({m}, {a}); got {ref.shape}")
+                raise InvalidParameterError(f"pi_ref must have shape (M, A) = ({m}, {a}); got "
+                                            f"{ref.shape}")
             _check_distribution_rows(ref, "pi_ref")
             ref = ref / ref.sum(axis=1, keepdims=True)
 
@@ -140,13 +143,13 @@ class FiniteArmEnv:
 
         thetas : (U, d) -> returns (U, M, A);  (d,) -> returns (M, A).
         """
-        th = np.asarray(thetas, dtype=np.float64)
+        th = check_array(thetas, "thetas", finite=False)
         if th.ndim not in (1, 2) or th.shape[-1] != self.d:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"thetas must have shape (U, d) or (d,) with d = {self.d}; got {th.shape}"
             )
         if not np.all(np.isfinite(th)):
-            raise ValueError("thetas must be finite (no NaN/inf)")
+            raise InvalidParameterError("thetas must be finite (no NaN/inf)")
         if th.ndim == 1:
             return self._features @ th
         return np.einsum("mad,ud->uma", self._features, th)
@@ -154,9 +157,11 @@ class FiniteArmEnv:
     # ------------------------------------------------------------------ sampling
     def check_policy(self, pi, name: str = "pi") -> np.ndarray:
         """Validate a policy array: shape (M, A), finite, rows on the simplex.  Returns float64."""
-        arr = np.asarray(pi, dtype=np.float64)
+        if not isinstance(name, str):
+            raise InvalidParameterError(f"name must be a string; got {name!r}")
+        arr = check_array(pi, name, finite=False)
         if arr.shape != (self.n_contexts, self.n_actions):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{name} must have shape (M, A) = ({self.n_contexts}, {self.n_actions}); "
                 f"got {arr.shape}"
             )
@@ -194,14 +199,14 @@ class FiniteArmEnv:
         ``seed``: int, SeedSequence or Generator (see :func:`simulator.seeding.as_generator`).  Contexts are drawn only
         from contexts whose sampling row has at least two actions with positive mass.
         """
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"n must be a non-negative int; got {n!r}")
-        n = int(n)
+        if not isinstance(n, numbers.Integral) or isinstance(n, (bool, np.bool_)) or n < 0:
+            raise InvalidParameterError(f"n must be a non-negative int; got {n!r}")
+        n = check_int(n, "n", low=0)
         rng = as_generator(seed)
         p = self._pi_ref if policy is None else self.check_policy(policy, "policy")
         ok = (p > 0).sum(axis=1) >= 2
         if not np.any(ok & (self._rho > 0)):
-            raise ValueError(
+            raise InvalidParameterError(
                 "policy must put positive mass on at least two actions in some context with rho > 0"
             )
         rho = np.where(ok, self._rho, 0.0)

@@ -13,20 +13,49 @@ from pathlib import Path
 import numpy as np
 
 from .seeding import as_generator
+from .validation import (
+    InvalidParameterError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_ids,
+    check_int,
+    check_real,
+)
 
 __all__ = ["PreferenceData"]
 
 
 def _check_finite_matrix(X, name: str) -> np.ndarray:
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    X = check_array(X, name, finite=False)
     if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n, d); got shape {X.shape}")
+        raise InvalidParameterError(f"{name} must be a 2-D array (n, d); got shape {X.shape}")
     if X.shape[1] < 1:
-        raise ValueError(f"{name} must have at least one column (d >= 1); got shape {X.shape}")
+        raise InvalidParameterError(f"{name} must have at least one column (d >= 1); got shape "
+                                    f"{X.shape}")
     if not np.all(np.isfinite(X)):
         bad = int(np.count_nonzero(~np.isfinite(X)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite entries; all features must be finite")
+        raise InvalidParameterError(f"{name} contains {bad} NaN or infinite entries; all "
+                                    "features must be finite")
     return X
+
+
+def _check_labels(y, n: int) -> np.ndarray:
+    """Labels in {0, 1}: an integer, boolean or integral float array of shape (n,)."""
+    if isinstance(y, (str, bytes)):
+        raise InvalidParameterError(f"y must be an array of labels 0 and 1; got {y!r}")
+    try:
+        y = np.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"y must be an array of labels 0 and 1 ({exc})") from None
+    if y.dtype.kind not in "biuf":
+        raise InvalidParameterError(f"y must contain only labels 0 and 1 (1 = y1 preferred); "
+                                    f"got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise InvalidParameterError(f"y must have shape ({n},) to match X; got {y.shape}")
+    if not np.all((y == 0) | (y == 1)):
+        raise InvalidParameterError("y must contain only labels 0 and 1 (1 = y1 preferred)")
+    return y.astype(np.int8)
 
 
 @dataclass(eq=False)
@@ -68,57 +97,47 @@ class PreferenceData:
         self.X = _check_finite_matrix(self.X, "X")
         n = self.X.shape[0]
         if n < 1:
-            raise ValueError("X must have at least one row (n >= 1)")
-        y = np.asarray(self.y)
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},) to match X; got {y.shape}")
-        if not np.all((y == 0) | (y == 1)):
-            raise ValueError("y must contain only labels 0 and 1 (1 = y1 preferred)")
-        self.y = y.astype(np.int8)
-        self.group = self._ids(self.group, n, "group", np.zeros(n, dtype=np.int64))
-        self.user = self._ids(self.user, n, "user", self.group.copy())
-        self.n_groups = self._count(self.n_groups, self.group, "n_groups", "group")
-        self.n_users = self._count(self.n_users, self.user, "n_users", "user")
+            raise InvalidParameterError("X must have at least one row (n >= 1)")
+        self.y = _check_labels(self.y, n)
+        self.n_groups = check_int(self.n_groups, "n_groups", low=1, allow_none=True)
+        self.n_users = check_int(self.n_users, "n_users", low=1, allow_none=True)
+        self.group = self._ids(self.group, n, "group", np.zeros(n, dtype=np.int64),
+                               self.n_groups, "n_groups")
+        self.user = self._ids(self.user, n, "user", self.group.copy(), self.n_users, "n_users")
+        self.n_groups = self._count(self.n_groups, self.group)
+        self.n_users = self._count(self.n_users, self.user)
         if self.context is not None:
             self.context = self._ids(self.context, n, "context", None)
         if self.actions is not None:
             a = np.asarray(self.actions)
             if a.shape != (n, 2) or not np.issubdtype(a.dtype, np.integer):
-                raise ValueError(f"actions must be an integer array of shape ({n}, 2)")
+                raise InvalidParameterError(f"actions must be an integer array of shape ({n}, 2)"
+                                            f"; got shape {a.shape} and dtype {a.dtype}")
+            if a.size and a.min() < 0:
+                raise InvalidParameterError(f"actions must be >= 0; got min {a.min()}")
             self.actions = a.astype(np.int64)
         if self.user_group is not None:
             ug = np.asarray(self.user_group)
             if ug.shape != (self.n_users,):
-                raise ValueError(f"user_group must have shape (n_users,) = ({self.n_users},)")
-            if ug.size and (ug.min() < 0 or ug.max() >= self.n_groups):
-                raise ValueError(f"user_group ids must lie in [0, n_groups) = [0, {self.n_groups})")
-            self.user_group = ug.astype(np.int64)
+                raise InvalidParameterError(f"user_group must have shape (n_users,) = "
+                                            f"({self.n_users},); got {ug.shape}")
+            self.user_group = check_ids(ug, "user_group", upper=self.n_groups,
+                                        upper_name="n_groups")
+        if not isinstance(self.meta, dict):
+            raise InvalidParameterError(f"meta must be a dict; got {type(self.meta).__name__}")
 
     @staticmethod
-    def _ids(a, n, name, default):
+    def _ids(a, n, name, default, upper=None, upper_name=None):
         if a is None:
-            return default
-        a = np.asarray(a)
-        if a.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},) to match X; got {a.shape}")
-        if a.size and not np.issubdtype(a.dtype, np.integer):
-            if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
-                raise ValueError(f"{name} ids must be integers")
-        a = a.astype(np.int64)
-        if a.size and a.min() < 0:
-            raise ValueError(f"{name} ids must be >= 0; got min {a.min()}")
-        return a
+            if default is None or upper is None:
+                return default
+            a = default  # e.g. user ids defaulting to the group ids: still below n_users
+        return check_ids(a, name, n=n, upper=upper, upper_name=upper_name)
 
     @staticmethod
-    def _count(k, ids, name, idname):
-        need = int(ids.max()) + 1 if ids.size else 0
+    def _count(k, ids):
         if k is None:
-            return max(need, 1)
-        k = int(k)
-        if k < 1:
-            raise ValueError(f"{name} must be >= 1; got {k}")
-        if need > k:
-            raise ValueError(f"{idname} ids must lie in [0, {name}) = [0, {k}); found id {need - 1}")
+            return max(int(ids.max()) + 1 if ids.size else 0, 1)
         return k
 
     # ------------------------------------------------------------------ shape
@@ -161,12 +180,12 @@ class PreferenceData:
             arrays of a ``PreferenceData`` are treated as immutable; replace ``group`` / ``user``
             (which resets the cache) rather than writing into them.
         """
-        if by == "group":
+        if isinstance(by, str) and by == "group":
             ids, count = self.group, self.n_groups
-        elif by == "user":
+        elif isinstance(by, str) and by == "user":
             ids, count = self.user, self.n_users
         else:
-            raise ValueError(f"by must be 'group' or 'user'; got {by!r}")
+            raise InvalidParameterError(f"by must be 'group' or 'user'; got {by!r}")
         cache = self.__dict__.setdefault("_rows_cache", {})
         hit = cache.get(by)
         # keyed on the id array's identity and the count, so reassigning either recomputes
@@ -188,10 +207,24 @@ class PreferenceData:
     def subset(self, index) -> PreferenceData:
         """Rows selected by a boolean mask or an integer index; id spaces are kept."""
         index = np.asarray(index)
-        if index.dtype == bool and index.shape != (self.n,):
-            raise ValueError(f"boolean index must have shape ({self.n},)")
-        if index.size == 0 or (index.dtype == bool and not index.any()):
-            raise ValueError("subset would be empty; a PreferenceData needs n >= 1 rows")
+        if index.size == 0:
+            raise InvalidParameterError("subset would be empty; a PreferenceData needs n >= 1 "
+                                        "rows")
+        if index.dtype == bool:
+            if index.shape != (self.n,):
+                raise InvalidParameterError(f"boolean index must have shape ({self.n},); got "
+                                            f"{index.shape}")
+        elif index.dtype.kind not in "iu" or index.ndim != 1:
+            raise InvalidParameterError(f"index must be a boolean mask or 1-D integer row "
+                                        f"indices; got dtype {index.dtype} and shape "
+                                        f"{index.shape}")
+        elif index.size and (index.min() < -self.n or index.max() >= self.n):
+            raise InvalidParameterError(f"index must hold row numbers in [0, n) = "
+                                        f"[0, {self.n}); got min {index.min()}, max "
+                                        f"{index.max()}")
+        if index.dtype == bool and not index.any():
+            raise InvalidParameterError("subset would be empty; a PreferenceData needs n >= 1 "
+                                        "rows")
         return PreferenceData(
             X=self.X[index], y=self.y[index], group=self.group[index], user=self.user[index],
             n_groups=self.n_groups, n_users=self.n_users,
@@ -206,10 +239,9 @@ class PreferenceData:
         ``n_groups = n_users``; no copy of X). Estimators that personalise per user
         (``unit="user"``) fit on this view, so each user is one unit of their ``theta_``.
         """
+        unit = check_choice(unit, "unit", ("group", "user"))
         if unit == "group":
             return self
-        if unit != "user":
-            raise ValueError(f"unit must be 'group' or 'user'; got {unit!r}")
         return PreferenceData(
             X=self.X, y=self.y, group=self.user, user=self.user, n_groups=self.n_users,
             n_users=self.n_users, context=self.context, actions=self.actions,
@@ -217,8 +249,10 @@ class PreferenceData:
 
     def by_group(self, u: int) -> PreferenceData:
         """The comparisons labelled by group ``u``."""
-        if not 0 <= int(u) < self.n_groups:
-            raise ValueError(f"group must lie in [0, n_groups) = [0, {self.n_groups}); got {u}")
+        if not (isinstance(u, (int, np.integer)) and not isinstance(u, (bool, np.bool_))
+                and 0 <= u < self.n_groups):
+            raise InvalidParameterError(f"group must be an integer in [0, n_groups) = "
+                                        f"[0, {self.n_groups}); got {u!r}")
         mask = self.group == int(u)
         if not mask.any():
             raise ValueError(f"group {u} has no comparisons")
@@ -229,8 +263,9 @@ class PreferenceData:
 
         ``test_size`` is a fraction in (0, 1). Groups with a single comparison stay in train.
         """
-        if not 0.0 < float(test_size) < 1.0:
-            raise ValueError(f"test_size must lie in (0, 1); got {test_size}")
+        test_size = check_real(test_size, "test_size", low=0.0, high=1.0, low_open=True,
+                               high_open=True)
+        stratify_group = check_bool(stratify_group, "stratify_group")
         rng = as_generator(seed)
         is_test = np.zeros(self.n, dtype=bool)
         strata = [self.group == u for u in range(self.n_groups)] if stratify_group else [

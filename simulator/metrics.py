@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validation import InvalidParameterError, check_array, check_int, check_real
+
 __all__ = [
     "adjusted_rand_index",
     "contingency_table",
@@ -27,19 +29,29 @@ __all__ = [
 
 
 def _as_2d(theta, name):
-    theta = np.asarray(theta, dtype=np.float64)
+    theta = check_array(theta, name, ndim=(1, 2))
     if theta.ndim == 1:
         theta = theta[None, :]
-    if theta.ndim != 2:
-        raise ValueError(f"{name} must have shape (U, d) or (d,); got {theta.shape}")
+    if theta.shape[1] < 1:
+        raise InvalidParameterError(f"{name} must have shape (U, d) or (d,) with d >= 1; got "
+                                    f"{theta.shape}")
     return theta
 
 
 def _pair(theta_hat, theta):
     a, b = _as_2d(theta_hat, "theta_hat"), _as_2d(theta, "theta")
     if a.shape != b.shape:
-        raise ValueError(f"theta_hat {a.shape} and theta {b.shape} must have the same shape")
+        raise InvalidParameterError(f"theta_hat {a.shape} and theta {b.shape} must have the "
+                                    "same shape")
     return a, b
+
+
+def _check_data(data):
+    from .data import PreferenceData
+
+    if not isinstance(data, PreferenceData):
+        raise InvalidParameterError(f"data must be a PreferenceData; got {type(data).__name__}")
+    return data
 
 
 def param_error(theta_hat, theta) -> np.ndarray:
@@ -50,9 +62,12 @@ def param_error(theta_hat, theta) -> np.ndarray:
 
 def empirical_sigma(data, group: int | None = None) -> np.ndarray:
     """``Sigma_D = (1/n) X^T X`` over all comparisons, or over group ``group``'s only."""
-    X = data.X if group is None else data.X[data.group == int(group)]
+    data = _check_data(data)
+    if group is not None:
+        group = check_int(group, "group", low=0, high=data.n_groups - 1, allow_none=True)
+    X = data.X if group is None else data.X[data.group == group]
     if X.shape[0] == 0:
-        raise ValueError(f"group {group} has no comparisons")
+        raise InvalidParameterError(f"group {group} has no comparisons")
     return X.T @ X / X.shape[0]
 
 
@@ -65,23 +80,24 @@ def sigma_norm_error(theta_hat, theta, Sigma, lam: float = 0.0) -> np.ndarray:
     a, b = _pair(theta_hat, theta)
     E = a - b
     U, d = E.shape
-    S = np.asarray(Sigma, dtype=np.float64)
+    S = check_array(Sigma, "Sigma")
     if S.shape == (d, d):
         S = np.broadcast_to(S, (U, d, d))
     if S.shape != (U, d, d):
-        raise ValueError(f"Sigma must have shape ({d}, {d}) or ({U}, {d}, {d}); got {S.shape}")
-    if not lam >= 0:
-        raise ValueError(f"lam must be >= 0; got {lam}")
+        raise InvalidParameterError(f"Sigma must have shape ({d}, {d}) or ({U}, {d}, {d}); got "
+                                    f"{S.shape}")
+    lam = check_real(lam, "lam", low=0.0)
     q = np.einsum("ui,uij,uj->u", E, S, E) + lam * np.einsum("ui,ui->u", E, E)
     return np.sqrt(np.maximum(q, 0.0))
 
 
 def _orth(B, name):
-    B = np.asarray(B, dtype=np.float64)
+    B = check_array(B, name, ndim=(1, 2))
     if B.ndim == 1:
         B = B[:, None]
-    if B.ndim != 2:
-        raise ValueError(f"{name} must be a (d, k) matrix; got shape {B.shape}")
+    if B.shape[0] < 1:
+        raise InvalidParameterError(f"{name} must be a (d, k) matrix with d >= 1; got shape "
+                                    f"{B.shape}")
     U, s, _ = np.linalg.svd(B, full_matrices=False)
     r = int(np.sum(s > 1e-12 * max(1.0, s.max() if s.size else 0.0)))
     return U[:, :r]
@@ -91,7 +107,8 @@ def principal_angles(B_hat, B) -> np.ndarray:
     """Principal angles (radians, ascending) between span(B_hat) and span(B)."""
     Q1, Q2 = _orth(B_hat, "B_hat"), _orth(B, "B")
     if Q1.shape[0] != Q2.shape[0]:
-        raise ValueError("B_hat and B must have the same number of rows d")
+        raise InvalidParameterError(f"B_hat and B must have the same number of rows d; got "
+                                    f"{Q1.shape[0]} and {Q2.shape[0]}")
     s = np.linalg.svd(Q1.T @ Q2, compute_uv=False)
     return np.arccos(np.clip(s, -1.0, 1.0))  # s descending -> angles ascending
 
@@ -105,7 +122,8 @@ def sin_theta(B_hat, B) -> float:
     """
     Q1, Q2 = _orth(B_hat, "B_hat"), _orth(B, "B")
     if Q1.shape[0] != Q2.shape[0]:
-        raise ValueError("B_hat and B must have the same number of rows d")
+        raise InvalidParameterError(f"B_hat and B must have the same number of rows d; got "
+                                    f"{Q1.shape[0]} and {Q2.shape[0]}")
     R = Q2 - Q1 @ (Q1.T @ Q2)
     return float(min(1.0, np.linalg.norm(R, 2))) if R.size else 0.0
 
@@ -120,7 +138,7 @@ def span_decomposition(theta_hat, theta, B) -> dict:
     a, b = _pair(theta_hat, theta)
     Q = _orth(B, "B")
     if Q.shape[0] != a.shape[1]:
-        raise ValueError(f"B must have d = {a.shape[1]} rows")
+        raise InvalidParameterError(f"B must have d = {a.shape[1]} rows; got {Q.shape[0]}")
     E = a - b
     inside = E @ Q @ Q.T
     return {"inside": np.linalg.norm(inside, axis=1),
@@ -137,10 +155,12 @@ def heldout_metrics(theta_hat, data) -> dict:
     """
     theta_hat = getattr(theta_hat, "theta_", theta_hat)
     T = _as_2d(theta_hat, "theta_hat")
+    data = _check_data(data)
     if T.shape[1] != data.d:
-        raise ValueError(f"theta_hat has d = {T.shape[1]}, data has d = {data.d}")
+        raise InvalidParameterError(f"theta_hat has d = {T.shape[1]}, data has d = {data.d}")
     if T.shape[0] < data.n_groups:
-        raise ValueError(f"theta_hat has {T.shape[0]} rows but data has {data.n_groups} groups")
+        raise InvalidParameterError(f"theta_hat has {T.shape[0]} rows but data has "
+                                    f"{data.n_groups} groups")
     z = np.einsum("ij,ij->i", data.X, T[data.group])
     t = (2.0 * data.y - 1.0) * z
     loss = np.logaddexp(0.0, -t)
@@ -156,16 +176,37 @@ def heldout_metrics(theta_hat, data) -> dict:
 def contingency_table(pred, true) -> np.ndarray:
     """Counts ``C[i, j]`` of items with predicted label i and true label j (labels relabelled
     to 0..m-1 in sorted order)."""
-    pred, true = np.asarray(pred).ravel(), np.asarray(true).ravel()
+    pred, true = _labels(pred, "pred"), _labels(true, "true")
     if pred.shape != true.shape:
-        raise ValueError("pred and true must have the same length")
+        raise InvalidParameterError(f"pred and true must have the same length; got "
+                                    f"{pred.size} and {true.size}")
     if pred.size == 0:
-        raise ValueError("pred and true must not be empty")
+        raise InvalidParameterError("pred and true must not be empty")
     _, p = np.unique(pred, return_inverse=True)
     _, t = np.unique(true, return_inverse=True)
     C = np.zeros((p.max() + 1, t.max() + 1), dtype=np.int64)
     np.add.at(C, (p, t), 1)
     return C
+
+
+def _labels(a, name):
+    """Cluster labels: a 1-D array of integers, strings or other sortable hashables (not floats
+    with NaN, not complex)."""
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{name} must be a 1-D array of labels ({exc})") from None
+    if arr.ndim > 1:
+        raise InvalidParameterError(f"{name} must be a 1-D array of labels; got shape "
+                                    f"{arr.shape}")
+    if arr.dtype.kind == "c":
+        raise InvalidParameterError(f"{name} labels must not be complex; got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise InvalidParameterError(f"{name} labels must be finite (no NaN/inf)")
+    if arr.dtype.kind == "O":
+        raise InvalidParameterError(f"{name} must be an array of integer or string labels; got "
+                                    "objects")
+    return arr.ravel()
 
 
 def purity(pred, true) -> float:

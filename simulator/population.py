@@ -26,6 +26,17 @@ import numpy as np
 
 from .data import PreferenceData
 from .seeding import as_generator, as_seed_sequence
+from .validation import (
+    InvalidParameterError,
+    check_array,
+    check_choice,
+    check_ids,
+    check_int,
+    check_probabilities,
+    check_real,
+    check_seed,
+    check_str,
+)
 
 __all__ = ["Population", "REGIMES", "random_orthonormal"]
 
@@ -42,21 +53,19 @@ def random_orthonormal(d: int, k: int, rng) -> np.ndarray:
 
 
 def _check_dims(d, k):
-    if not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"d must be an integer >= 1; got {d!r}")
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
-        raise ValueError(f"k must be an integer with 1 <= k <= d = {d}; got {k!r}")
+    d = check_int(d, "d", low=1)
+    if not (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
+            and 1 <= k <= d):
+        raise InvalidParameterError(f"k must be an integer with 1 <= k <= d = {d}; got {k!r}")
+    return d, int(k)
 
 
-def _check_proportions(p) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float64).ravel()
-    if p.size < 1:
-        raise ValueError("proportions must contain at least one group")
-    if not np.all(np.isfinite(p)) or np.any(p <= 0):
-        raise ValueError(f"proportions must all be positive (in (0, 1]); got {p.tolist()}")
-    if abs(p.sum() - 1.0) > 1e-8:
-        raise ValueError(f"proportions must sum to 1; they sum to {p.sum():.12g}")
-    return p / p.sum()
+def _check_proportions(p, name: str = "proportions") -> np.ndarray:
+    return check_probabilities(p, name)
+
+
+def _check_signal(signal, name: str = "signal") -> float:
+    return check_real(signal, name, low=0.0)
 
 
 @dataclass(frozen=True)
@@ -106,49 +115,44 @@ class Population:
     def __init__(self, B, W, proportions, theta0=None, *, users_per_group: int = 1,
                  feature_cov=None, feature_scale: float = 1.0, label_model: str = "bt",
                  temperature: float = 1.0, name: str = "custom", info: dict | None = None):
-        B = np.asarray(B, dtype=np.float64)
-        if B.ndim != 2:
-            raise ValueError(f"B must be a 2-D array (d, k); got shape {B.shape}")
+        B = check_array(B, "B", ndim=2)
         d, k = B.shape
         _check_dims(d, k)
-        if not np.all(np.isfinite(B)):
-            raise ValueError("B must be finite")
         if not np.allclose(B.T @ B, np.eye(k), atol=1e-8):
-            raise ValueError("B must have orthonormal columns (B^T B = I_k)")
-        W = np.asarray(W, dtype=np.float64)
+            raise InvalidParameterError("B must have orthonormal columns (B^T B = I_k)")
+        W = check_array(W, "W")
         if W.ndim != 2 or W.shape[0] != k:
-            raise ValueError(f"W must have shape (k, U) = ({k}, U); got {W.shape}")
-        if not np.all(np.isfinite(W)):
-            raise ValueError("W must be finite")
+            raise InvalidParameterError(f"W must have shape (k, U) = ({k}, U); got {W.shape}")
         eta = _check_proportions(proportions)
         if eta.size != W.shape[1]:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"proportions has {eta.size} entries but W has U = {W.shape[1]} columns")
         if theta0 is None:
             theta0 = np.zeros(d)
-        theta0 = np.asarray(theta0, dtype=np.float64)
-        if theta0.shape != (d,) or not np.all(np.isfinite(theta0)):
-            raise ValueError(f"theta0 must be a finite vector of shape ({d},)")
-        if int(users_per_group) < 1:
-            raise ValueError(f"users_per_group must be >= 1; got {users_per_group}")
+        theta0 = check_array(theta0, "theta0")
+        if theta0.shape != (d,):
+            raise InvalidParameterError(f"theta0 must be a finite vector of shape ({d},); got "
+                                        f"shape {theta0.shape}")
+        users_per_group = check_int(users_per_group, "users_per_group", low=1)
         if feature_cov is not None:
-            feature_cov = np.asarray(feature_cov, dtype=np.float64)
-            if feature_cov.shape != (d, d) or not np.all(np.isfinite(feature_cov)):
-                raise ValueError(f"feature_cov must be a finite ({d}, {d}) matrix")
+            feature_cov = check_array(feature_cov, "feature_cov")
+            if feature_cov.shape != (d, d):
+                raise InvalidParameterError(f"feature_cov must be a finite ({d}, {d}) matrix; "
+                                            f"got shape {feature_cov.shape}")
             if not np.allclose(feature_cov, feature_cov.T, atol=1e-10):
-                raise ValueError("feature_cov must be symmetric")
+                raise InvalidParameterError("feature_cov must be symmetric")
             try:
                 self._chol = np.linalg.cholesky(feature_cov)
             except np.linalg.LinAlgError:
-                raise ValueError("feature_cov must be positive definite") from None
+                raise InvalidParameterError("feature_cov must be positive definite") from None
         else:
             self._chol = None
-        if not (np.isfinite(feature_scale) and feature_scale > 0):
-            raise ValueError(f"feature_scale must be > 0; got {feature_scale}")
-        if label_model not in LABEL_MODELS:
-            raise ValueError(f"label_model must be one of {LABEL_MODELS}; got {label_model!r}")
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be > 0; got {temperature}")
+        feature_scale = check_real(feature_scale, "feature_scale", low=0.0, low_open=True)
+        label_model = check_choice(label_model, "label_model", LABEL_MODELS)
+        temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
+        name = check_str(name, "name")
+        if info is not None and not isinstance(info, dict):
+            raise InvalidParameterError(f"info must be a dict or None; got {type(info).__name__}")
         self.B = B
         self.W = W
         self.proportions = eta
@@ -171,12 +175,13 @@ class Population:
         ``weights="gaussian"``: ``w_u = signal * N(0, I_k / k)`` (free weights).
         ``base`` > 0 adds a shared ``theta0`` of that norm, orthogonal to span(B).
         """
-        _check_dims(d, k)
+        d, k = _check_dims(d, k)
         eta = _check_proportions(proportions)
-        if weights not in ("simplex", "gaussian"):
-            raise ValueError(f"weights must be 'simplex' or 'gaussian'; got {weights!r}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0; got {alpha}")
+        weights = check_choice(weights, "weights", ("simplex", "gaussian"))
+        alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+        signal = _check_signal(signal)
+        base = check_real(base, "base", low=0.0)
+        check_seed(seed)
         rng_B, rng_W, rng_0 = (np.random.Generator(np.random.PCG64(s))
                                for s in as_seed_sequence(seed).spawn(3))
         B = random_orthonormal(d, k, rng_B)
@@ -200,9 +205,13 @@ class Population:
         ``minority``. Here U = k = 2, so the SharedRep model class contains every pair of
         parameters: it has no statistical advantage over separate fits.
         """
-        _check_dims(d, 2)
-        if not 0 < minority < 1:
-            raise ValueError(f"minority must lie in (0, 1); got {minority}")
+        d, _ = _check_dims(check_int(d, "d", low=2), 2)  # two traits
+        minority = check_real(minority, "minority", low=0.0, high=1.0, low_open=True,
+                              high_open=True)
+        signal = _check_signal(signal)
+        mix = check_array(mix, "mix", shape=(2,))
+        mix = (float(mix[0]), float(mix[1]))
+        check_seed(seed)
         B = random_orthonormal(d, 2, seed)
         W = signal * np.array([[mix[0], 1.0], [mix[1], 0.0]])
         return cls(B, W, [minority, 1.0 - minority], name="minority_trait",
@@ -216,12 +225,14 @@ class Population:
         MaxMin-RLHF's impossibility set-up: diversity grows with the angle; the total-variation
         diversity epsilon of the resulting preference distributions is :meth:`diversity`.
         """
-        _check_dims(d, 2)
-        if not 0.0 <= angle <= math.pi:
-            raise ValueError(f"angle must lie in [0, pi]; got {angle}")
+        d, _ = _check_dims(check_int(d, "d", low=2), 2)  # two traits
+        angle = check_real(angle, "angle", low=0.0, high=math.pi)
         eta = _check_proportions(proportions)
         if eta.size != 2:
-            raise ValueError("proportions must have exactly 2 entries for the diverse regime")
+            raise InvalidParameterError("proportions must have exactly 2 entries for the "
+                                        f"diverse regime; got {eta.size}")
+        signal = _check_signal(signal)
+        check_seed(seed)
         B = random_orthonormal(d, 2, seed)
         W = signal * np.array([[1.0, math.cos(angle)], [0.0, math.sin(angle)]])
         return cls(B, W, eta, name="diverse", info={"angle": angle, "signal": signal}, **kwargs)
@@ -236,13 +247,13 @@ class Population:
         (``users_per_group=1``) and set ``base`` for a shared ``theta0``; for EM use several
         users per group.
         """
-        if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
-            raise ValueError(f"n_groups must be an integer >= 1; got {n_groups!r}")
+        n_groups = check_int(n_groups, "n_groups", low=1)
         if proportions is None:
             proportions = np.full(n_groups, 1.0 / n_groups)
         eta = _check_proportions(proportions)
         if eta.size != n_groups:
-            raise ValueError(f"proportions must have n_groups = {n_groups} entries")
+            raise InvalidParameterError(f"proportions must have n_groups = {n_groups} entries; "
+                                        f"got {eta.size}")
         pop = cls.shared(d, k, eta, seed=seed, weights="simplex", alpha=alpha, signal=signal,
                          base=base, users_per_group=users_per_group, **kwargs)
         pop.name = "dirichlet"
@@ -251,8 +262,7 @@ class Population:
     @classmethod
     def from_regime(cls, regime: str, **kwargs):
         """Build by regime name (one of :data:`REGIMES`), for specs and the CLI."""
-        if regime not in REGIMES:
-            raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
+        regime = check_choice(regime, "regime", REGIMES)
         return getattr(cls, regime)(**kwargs)
 
     def new_users(self, n_users: int, *, seed, proportions=None, W=None,
@@ -299,28 +309,28 @@ class Population:
             weight law given, or no weight law known (this population's weights were not random
             and neither ``W`` nor ``weights`` was given).
         """
-        if (not isinstance(n_users, (int, np.integer)) or isinstance(n_users, bool)
-                or n_users < 1):
-            raise ValueError(f"n_users must be an integer >= 1; got {n_users!r}")
-        n_users = int(n_users)
+        n_users = check_int(n_users, "n_users", low=1)
         if proportions is None:
             proportions = np.full(n_users, 1.0 / n_users)
         eta = _check_proportions(proportions)
         if eta.size != n_users:
-            raise ValueError(f"proportions must have n_users = {n_users} entries; "
-                             f"got {eta.size}")
+            raise InvalidParameterError(f"proportions must have n_users = {n_users} entries; "
+                                        f"got {eta.size}")
+        weights = check_choice(weights, "weights", (None, "simplex", "gaussian"))
+        alpha = check_real(alpha, "alpha", low=0.0, low_open=True, allow_none=True)
+        signal = check_real(signal, "signal", low=0.0, low_open=True, allow_none=True)
         # The seed is validated even when W is explicit, so a bad call fails the same way always.
         ss = as_seed_sequence(seed)
         k = self.k
         parent = {"name": self.name, "n_groups": self.n_groups, "repr": repr(self)}
         if W is not None:
             if weights is not None or alpha is not None or signal is not None:
-                raise ValueError("pass either W or a weight law (weights / alpha / signal), "
-                                 "not both")
-            W = np.asarray(W, dtype=np.float64)
+                raise InvalidParameterError("pass either W or a weight law (weights / alpha / "
+                                            "signal), not both")
+            W = check_array(W, "W")
             if W.shape != (k, n_users):
-                raise ValueError(f"W must have shape (k, n_users) = ({k}, {n_users}); "
-                                 f"got {W.shape}")
+                raise InvalidParameterError(f"W must have shape (k, n_users) = ({k}, {n_users}); "
+                                            f"got {W.shape}")
             info = {"weights": "explicit", "parent": parent}
         else:
             law = weights if weights is not None else self.info.get("weights")
@@ -329,17 +339,15 @@ class Population:
                     f"population {self.name!r} has no random weight law to draw new users from; "
                     "pass W=(k, n_users) array, or weights='simplex' (with alpha=, signal=) or "
                     "weights='gaussian' (with signal=)")
-            if law not in ("simplex", "gaussian"):
-                raise ValueError(f"weights must be 'simplex' or 'gaussian'; got {law!r}")
+            law = check_choice(law, "weights", ("simplex", "gaussian"))
             signal = self.info.get("signal") if signal is None else signal
             if signal is None:
                 raise ValueError(f"population {self.name!r} records no signal; pass signal= "
                                  "(the scale of the weights, > 0)")
-            if not (np.isfinite(signal) and signal > 0):
-                raise ValueError(f"signal must be a finite number > 0; got {signal}")
+            signal = check_real(signal, "signal", low=0.0, low_open=True)
             alpha = self.info.get("alpha", 1.0) if alpha is None else alpha
-            if law == "simplex" and not (np.isfinite(alpha) and alpha > 0):
-                raise ValueError(f"alpha must be a finite number > 0; got {alpha}")
+            if law == "simplex":
+                alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
             rng_W = np.random.Generator(np.random.PCG64(ss))
             if law == "simplex":
                 W = signal * rng_W.dirichlet(np.full(k, float(alpha)), size=n_users).T
@@ -356,10 +364,9 @@ class Population:
     @staticmethod
     def _base(B, norm, rng):
         d = B.shape[0]
+        norm = check_real(norm, "base", low=0.0)
         if norm == 0:
             return np.zeros(d)
-        if norm < 0:
-            raise ValueError(f"base must be >= 0; got {norm}")
         v = rng.standard_normal(d)
         v -= B @ (B.T @ v)  # keep theta0 out of span(B) so B w_u stays identifiable
         nv = np.linalg.norm(v)
@@ -411,7 +418,8 @@ class Population:
         True is the case where pooling can help the minority (U > k with generic weights);
         with U <= k or a minority-only trait it is False.
         """
-        u = self.minority if u is None else int(u)
+        u = self.minority if u is None else check_int(u, "u", low=0, high=self.n_groups - 1)
+        tol = check_real(tol, "tol", low=0.0)
         others = np.delete(self.W, u, axis=1)
         if others.size == 0:
             return False
@@ -428,6 +436,7 @@ class Population:
         """Norm bound B, feature bound L, worst-case gamma and mean curvature (see Curvature)."""
         from scipy.stats import chi2
 
+        n_mc = check_int(n_mc, "n_mc", low=1)
         Sigma = self.feature_sigma()
         L = float(math.sqrt(chi2.ppf(0.99, self.d) * np.linalg.eigvalsh(Sigma).max()))
         Bn = self.norm_bound
@@ -445,6 +454,7 @@ class Population:
         ``eps_{uv} = E_X |P_u(y=1|X) - P_v(y=1|X)|`` (MaxMin-RLHF Definition 1 in TV form),
         estimated by Monte Carlo over the population's feature distribution.
         """
+        n_mc = check_int(n_mc, "n_mc", low=1)
         X = self._features(n_mc, as_generator(seed))
         P = 1.0 / (1.0 + np.exp(-(X @ self.theta.T) / self.temperature))
         return np.abs(P[:, :, None] - P[:, None, :]).mean(axis=0)
@@ -484,10 +494,14 @@ class Population:
             "random": each comparison's group drawn with the proportions; "fixed": exactly
             ``round(eta_u n)`` comparisons per group. Users are uniform within the group.
         """
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be an integer >= 1; got {n!r}")
-        if group_sampling not in GROUP_SAMPLING:
-            raise ValueError(f"group_sampling must be one of {GROUP_SAMPLING}; got {group_sampling!r}")
+        n = check_int(n, "n", low=1)
+        group_sampling = check_choice(group_sampling, "group_sampling", GROUP_SAMPLING)
+        if env is not None:
+            from .arms import FiniteArmEnv
+
+            if not isinstance(env, FiniteArmEnv):
+                raise InvalidParameterError(f"env must be a FiniteArmEnv or None; got "
+                                            f"{type(env).__name__}")
         ss = as_seed_sequence(seed)
         # Independent streams, so that e.g. a different label model leaves X unchanged.
         r_group, r_user, r_x, r_label = (np.random.Generator(np.random.PCG64(s))
@@ -503,7 +517,8 @@ class Population:
             context, actions, X = env.sample_comparisons(int(n), r_x)
         margin = np.einsum("ij,ij->i", X, self.theta[group]) / self.temperature
         if self.label_model == "bt":
-            y = (r_label.random(n) < 1.0 / (1.0 + np.exp(-margin))).astype(np.int8)
+            with np.errstate(over="ignore"):  # exp(-margin) = inf gives P = 0, as it should
+                y = (r_label.random(n) < 1.0 / (1.0 + np.exp(-margin))).astype(np.int8)
         else:  # higher score wins; ties go to y0 (SharedRep LLM tasks)
             y = (margin > 0).astype(np.int8)
         return PreferenceData(X=X, y=y, group=group, user=user, n_groups=self.n_groups,
@@ -519,19 +534,26 @@ class Population:
         """
         from .arms import FiniteArmEnv
 
-        for name, v in (("n_contexts", n_contexts), ("n_actions", n_actions)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
-        if n_actions < 2:
-            raise ValueError(f"n_actions must be >= 2 to form comparisons; got {n_actions}")
+        n_contexts = check_int(n_contexts, "n_contexts", low=1)
+        if not (isinstance(n_actions, (int, np.integer))
+                and not isinstance(n_actions, (bool, np.bool_)) and n_actions >= 2):
+            raise InvalidParameterError(f"n_actions must be an integer >= 2 to form comparisons; "
+                                        f"got {n_actions!r}")
+        n_actions = int(n_actions)
         rng = as_generator(as_seed_sequence(seed))
         phi = self._features(n_contexts * n_actions, rng) / math.sqrt(2.0)
         return FiniteArmEnv(phi.reshape(n_contexts, n_actions, self.d), rho=rho, pi_ref=pi_ref)
 
     def reward(self, X, group) -> np.ndarray:
-        """True rewards ``<theta_group, X>``."""
-        X = np.asarray(X, dtype=np.float64)
-        return np.einsum("...j,...j->...", X, self.theta[np.asarray(group)])
+        """True rewards ``<theta_group, X>`` (X of shape (n, d) or (d,); group int or (n,))."""
+        X = check_array(X, "X", ndim=(1, 2))
+        if X.shape[-1] != self.d:
+            raise InvalidParameterError(f"X must have d = {self.d} columns; got shape {X.shape}")
+        if np.ndim(group) == 0:
+            group = check_int(group, "group", low=0, high=self.n_groups - 1)
+        else:
+            group = check_ids(group, "group", upper=self.n_groups, upper_name="n_groups")
+        return np.einsum("...j,...j->...", X, self.theta[group])
 
     def __repr__(self) -> str:
         return (f"Population({self.name}, d={self.d}, k={self.k}, U={self.n_groups}, "

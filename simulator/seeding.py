@@ -37,6 +37,8 @@ def as_generator(seed) -> np.random.Generator:
 
 def spawn_generators(seed, n: int) -> list[np.random.Generator]:
     """``n`` independent generators spawned from one seed."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an integer >= 0; got {n!r}")
     return [np.random.Generator(np.random.PCG64(s)) for s in as_seed_sequence(seed).spawn(n)]
 
 

@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RANK = {
     "seeding": 0, "validation": 0,
     "data": 1, "arms": 1,
-    "population": 2, "metrics": 2,
+    "population": 2, "metrics": 2, "designs": 2,
     "simulator": 2.5,  # the package root re-exports data and population
     "kernels": 3,
     "estimators": 4, "policy": 4,

@@ -35,6 +35,13 @@ Few-shot
 Evaluation
     ``reward(X, group)``, ``predict_proba(data)`` and ``log_likelihood(data)`` work for any
     fitted estimator.
+Validation
+    Each class declares its hyperparameters' constraints in ``_parameter_constraints`` (a
+    table ``{name: constraint}`` of :mod:`simulator.validation`: strict types, ranges, the
+    parameter's name in every message); :meth:`PreferenceEstimator._validate_params` applies it
+    at the start of ``fit`` (as scikit-learn does), before the checks that need the data
+    (``k <= d``, enough users per cluster, ...). Every error is an
+    :class:`~simulator.validation.InvalidParameterError` (a ``ValueError`` and a ``TypeError``).
 Writing fitted state from outside ``fit``
     Batched drivers (:func:`simulator.estimators.batched.fit_many`) hand results back through
     :meth:`PreferenceEstimator._set_fitted` rather than by assigning attributes one by one, so
@@ -43,15 +50,17 @@ Writing fitted state from outside ``fit``
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..data import PreferenceData
+from ..validation import InvalidParameterError, check_array, check_ids, validate_params
 
 __all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "UNITS", "check_data",
-           "check_unit", "require_every_group"]
+           "check_unit", "require_every_group", "one_blas_thread_fit"]
 
 
 class NotFittedError(RuntimeError):
@@ -61,8 +70,30 @@ class NotFittedError(RuntimeError):
 def check_data(data) -> PreferenceData:
     """Accept a :class:`PreferenceData` (already validated on construction)."""
     if not isinstance(data, PreferenceData):
-        raise TypeError(f"data must be a PreferenceData; got {type(data).__name__}")
+        raise InvalidParameterError(f"data must be a PreferenceData; got {type(data).__name__}")
     return data
+
+
+def one_blas_thread_fit(method):
+    """Run an estimator's ``fit`` (or ``fit_new_users``) with BLAS pinned to one thread.
+
+    Determinism: a threaded BLAS (OpenBLAS here) splits some products over its threads along
+    the summed dimension and adds the partial sums in an order that depends on the thread count;
+    e.g. the Gram matrix ``X^T D X`` of a 2,500 x 32 design differs in the last bit between one
+    and two threads. Pinned (:func:`simulator.kernels.bt_numba.one_blas_thread`, re-entrant, so
+    the solvers' own pins inside nest at no cost), a fit is bit-identical whatever the
+    process's BLAS thread count; tested in ``tests/test_determinism.py``. One BLAS thread per
+    fit is also the rule of the house for parallel workers (no oversubscription).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        from ..kernels.bt_numba import one_blas_thread
+
+        with one_blas_thread():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def require_every_group(data, owner: str, unit: str = "group") -> None:
@@ -80,23 +111,43 @@ def _log_sigmoid(t):
 
 
 def _check_unit_ids(X, unit, theta, what):
-    X = np.asarray(X, dtype=np.float64)
-    unit = np.asarray(unit)
+    X = check_array(X, "X", ndim=(1, 2))
     N, d = theta.shape
     if X.shape[-1] != d:
-        raise ValueError(f"X must have {d} columns; got shape {X.shape}")
-    if np.any(unit < 0) or np.any(unit >= N):
-        raise ValueError(f"{what} ids must lie in [0, {N})")
+        raise InvalidParameterError(f"X must have {d} columns; got shape {X.shape}")
+    if np.ndim(unit) == 0:
+        if not isinstance(unit, (int, np.integer)) or isinstance(unit, (bool, np.bool_)) \
+                or not 0 <= unit < N:
+            raise InvalidParameterError(f"{what} ids must lie in [0, {N}) (integers); got "
+                                        f"{unit!r}")
+        unit = int(unit)
+    else:
+        try:
+            unit = check_ids(unit, what)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"{what} ids must lie in [0, {N}) (integers); {exc}") \
+                from None
+        if unit.size and unit.max() >= N:
+            raise InvalidParameterError(f"{what} ids must lie in [0, {N}); found id "
+                                        f"{int(unit.max())}")
+        if X.ndim == 2 and unit.size not in (1, X.shape[0]):
+            raise InvalidParameterError(f"{what} must have one id per row of X ({X.shape[0]}); "
+                                        f"got shape {unit.shape}")
     return X, unit
 
 
 UNITS = ("group", "user")
 
+# Where the ``kkt_residual_`` property keeps its value. Not "_kkt_residual": EMMixture has a
+# method of that name, which the instance attribute shadowed, so a second fit of the same EM
+# object failed ("'float' object is not callable").
+_KKT_KEY = "_kkt_residual_value"
 
-def check_unit(unit) -> str:
+
+def check_unit(unit, name: str = "unit") -> str:
     """``unit`` of a per-unit estimator: ``"group"`` or ``"user"`` (a named error otherwise)."""
     if not isinstance(unit, str) or unit not in UNITS:
-        raise ValueError(f"unit must be one of {UNITS}; got {unit!r}")
+        raise InvalidParameterError(f"{name} must be one of {UNITS}; got {unit!r}")
     return unit
 
 
@@ -211,6 +262,15 @@ class PreferenceEstimator(_ScoresComparisons):
 
     #: Keyword arguments ``fit`` accepts besides ``data`` (see :meth:`_check_fit_params`).
     _fit_params: tuple[str, ...] = ()
+    #: ``{hyperparameter: constraint}`` (:mod:`simulator.validation`), checked by
+    #: :meth:`_validate_params` at the start of ``fit``.
+    _parameter_constraints: dict = {}
+
+    def _validate_params(self):
+        """Check every hyperparameter against ``_parameter_constraints`` (types, ranges and
+        options that do not depend on the data); raises
+        :class:`~simulator.validation.InvalidParameterError` naming the parameter."""
+        validate_params(self.get_params(deep=False), self._parameter_constraints)
 
     # -------------------------------------------------------------- params
     @classmethod
@@ -306,7 +366,7 @@ class PreferenceEstimator(_ScoresComparisons):
             setattr(self, name, value)
         if "grad_norm_" in attrs and "kkt_residual_" not in attrs:
             # a residual left by an earlier fit must not shadow the new grad_norm_ alias
-            self.__dict__.pop("_kkt_residual", None)
+            self.__dict__.pop(_KKT_KEY, None)
         return self
 
     @property
@@ -316,8 +376,8 @@ class PreferenceEstimator(_ScoresComparisons):
         Set by ``fit``; where an estimator records ``grad_norm_`` and nothing else, this is
         that value.
         """
-        if "_kkt_residual" in self.__dict__:
-            return self.__dict__["_kkt_residual"]
+        if _KKT_KEY in self.__dict__:
+            return self.__dict__[_KKT_KEY]
         if "grad_norm_" in self.__dict__:
             return self.__dict__["grad_norm_"]
         raise AttributeError(f"{type(self).__name__} has no kkt_residual_: it is not fitted, "
@@ -325,7 +385,7 @@ class PreferenceEstimator(_ScoresComparisons):
 
     @kkt_residual_.setter
     def kkt_residual_(self, value):
-        self.__dict__["_kkt_residual"] = value
+        self.__dict__[_KKT_KEY] = value
 
     # ------------------------------------------------------------ fitted use
     def _check_fitted(self):

@@ -47,7 +47,8 @@ import numpy as np
 from ..kernels import em_numba
 from ..metrics import adjusted_rand_index, purity
 from ..seeding import as_seed_sequence
-from .base import PreferenceEstimator, check_data
+from ..validation import Choice, Int, InvalidParameterError, Real, Seed, Str
+from .base import PreferenceEstimator, check_data, one_blas_thread_fit
 from .bt import fit_bt
 from .sharedrep import WEIGHTS, SharedRep, sharedrep_objective
 
@@ -161,6 +162,22 @@ class EMMixture(PreferenceEstimator):
         ``max_iter`` iterations.
     """
 
+    _parameter_constraints = {
+        "n_groups": Int(1),
+        "variant": Choice(VARIANTS),
+        "init": Choice((None,) + INITS),
+        "n_restarts": Int(1),
+        "max_iter": Int(1, none=True),
+        "tol": Real(0.0, low_open=True),
+        "lam": Real(0.0),
+        "m_step": Choice(M_STEPS),
+        "k": Int(1, none=True),
+        "weights": Choice(WEIGHTS),
+        "seed": Seed(),
+        "backend": Choice(BACKENDS),
+        "device": Str(),
+    }
+
     def __init__(self, n_groups: int, variant: str = "soft", init: str | None = None,
                  n_restarts: int = 3, max_iter: int | None = None, tol: float = 1e-7,
                  lam: float = 1e-3, m_step: str = "separate", k: int | None = None,
@@ -182,34 +199,15 @@ class EMMixture(PreferenceEstimator):
     # ---------------------------------------------------------------- validation
     def _validate(self, data):
         K = self.n_groups
-        if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
-            raise ValueError(f"n_groups must be an integer >= 1; got {K!r}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}; got {self.variant!r}")
-        if self.init is not None and self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS} or None; got {self.init!r}")
-        if int(self.n_restarts) < 1:
-            raise ValueError(f"n_restarts must be >= 1; got {self.n_restarts}")
-        if self.max_iter is not None and int(self.max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1; got {self.max_iter}")
-        if not self.tol > 0:
-            raise ValueError(f"tol must be > 0; got {self.tol}")
-        if not (np.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0; got {self.lam}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}")
+        self._validate_params()
         if self.device != "cpu" and self.backend != "torch":
-            raise ValueError(f"device {self.device!r} needs backend='torch'")
-        if self.m_step not in M_STEPS:
-            raise ValueError(f"m_step must be one of {M_STEPS}; got {self.m_step!r}")
+            raise InvalidParameterError(f"device {self.device!r} needs backend='torch'")
         if self.m_step == "sharedrep":
             if self.k is None:
-                raise ValueError("k must be given when m_step='sharedrep'")
-            if not isinstance(self.k, (int, np.integer)) or self.k < 1 or self.k > data.d:
-                raise ValueError(f"k must be an integer with 1 <= k <= d = {data.d}; "
-                                 f"got {self.k!r}")
-            if self.weights not in WEIGHTS:
-                raise ValueError(f"weights must be one of {WEIGHTS}; got {self.weights!r}")
+                raise InvalidParameterError("k must be given when m_step='sharedrep'")
+            if self.k > data.d:
+                raise InvalidParameterError(f"k must be an integer with 1 <= k <= d = {data.d}; "
+                                            f"got {self.k!r}")
         active = int(np.count_nonzero(data.user_counts()))
         if active < K:
             raise ValueError(f"too few users: n_groups = {K} clusters need at least {K} users "
@@ -218,6 +216,7 @@ class EMMixture(PreferenceEstimator):
     # ---------------------------------------------------------------- fit
     _fit_params = ("true_groups",)
 
+    @one_blas_thread_fit
     def fit(self, data, **fit_params):
         """Fit by EM over ``data.user``; returns ``self``.
 
@@ -235,8 +234,12 @@ class EMMixture(PreferenceEstimator):
         if true_groups is not None:
             true_groups = np.asarray(true_groups)
             if true_groups.shape != (H,):
-                raise ValueError(f"true_groups must have shape (n_users,) = ({H},); "
-                                 f"got {true_groups.shape}")
+                raise InvalidParameterError(f"true_groups must have shape (n_users,) = ({H},); "
+                                            f"got {true_groups.shape}")
+            if true_groups.dtype.kind not in "biufUS" or (
+                    true_groups.dtype.kind == "f" and not np.all(np.isfinite(true_groups))):
+                raise InvalidParameterError(f"true_groups must hold finite integer or string "
+                                            f"labels; got dtype {true_groups.dtype}")
         init = self.init or ("round_robin" if self.variant == "hard" else "kmeans++")
         max_iter = int(self.max_iter or (10 if self.variant == "hard" else 200))
         n_runs = 1 if init == "round_robin" else int(self.n_restarts)

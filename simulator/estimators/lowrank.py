@@ -55,9 +55,10 @@ import warnings
 import numpy as np
 
 from ..seeding import as_seed_sequence
-from .base import PreferenceEstimator, check_data, check_unit
+from ..validation import Bool, Choice, Custom, Int, InvalidParameterError, Real, Seed
+from .base import PreferenceEstimator, check_data, check_unit, one_blas_thread_fit
 from .bt_blocks import fit_bt_blocks
-from .regularisation import NUCLEAR_C, nuclear_lam
+from .regularisation import NUCLEAR_C, check_lam, nuclear_lam
 
 __all__ = ["SharedLoRA", "sharedlora_objective", "fit_units_offset", "profiled_objective",
            "auto_lam"]
@@ -354,6 +355,19 @@ class SharedLoRA(PreferenceEstimator):
     n_iter_, converged_
     """
 
+    _parameter_constraints = {
+        "rank": Int(1),
+        "solver": Choice(SOLVERS),
+        "unit": Custom(check_unit),
+        "lam": Custom(lambda v, name: check_lam(v, allow_zero=False, name=name)),
+        "lam0": Real(0.0, low_open=True),
+        "fit_base": Bool(),
+        "norm_bound": Real(0.0, low_open=True, none=True),
+        "max_iter": Int(1),
+        "tol": Real(0.0, low_open=True),
+        "seed": Seed(),
+    }
+
     def __init__(self, rank: int, solver: str = "factorized", unit: str = "group",
                  lam: float | str = "auto", lam0: float = 1e-4, fit_base: bool = True,
                  norm_bound: float | None = None, max_iter: int = 500, tol: float = 1e-10,
@@ -370,37 +384,16 @@ class SharedLoRA(PreferenceEstimator):
         self.seed = seed
 
     def _validate(self, d):
-        r = self.rank
-        if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 1:
-            raise ValueError(f"rank must be an integer >= 1; got {r!r}")
-        if r > d:
-            raise ValueError(f"rank must be <= d = {d}; got rank = {r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}; got {self.solver!r}")
-        check_unit(self.unit)
-        if isinstance(self.lam, str):
-            if self.lam not in LAM_MODES:
-                raise ValueError(f"lam must be a number > 0 or one of {LAM_MODES}; "
-                                 f"got {self.lam!r}")
-        elif not (isinstance(self.lam, (int, float, np.number)) and np.isfinite(self.lam)
-                  and self.lam > 0):
-            raise ValueError(f"lam must be a finite number > 0 or one of {LAM_MODES}; "
-                             f"got {self.lam!r}")
-        if not (np.isfinite(self.lam0) and self.lam0 > 0):
-            raise ValueError(f"lam0 must be a finite number > 0; got {self.lam0}")
-        if self.norm_bound is not None:
-            if not self.norm_bound > 0:
-                raise ValueError(f"norm_bound must be > 0 or None; got {self.norm_bound}")
-            if self.solver != "cvxpy":
-                raise ValueError("norm_bound requires solver='cvxpy'")
-        if int(self.max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1; got {self.max_iter}")
-        if not self.tol > 0:
-            raise ValueError(f"tol must be > 0; got {self.tol}")
+        self._validate_params()
+        if self.rank > d:
+            raise InvalidParameterError(f"rank must be <= d = {d}; got rank = {self.rank}")
+        if self.norm_bound is not None and self.solver != "cvxpy":
+            raise InvalidParameterError("norm_bound requires solver='cvxpy'")
 
     def _units(self, data):
         return (data.group, data.n_groups) if self.unit == "group" else (data.user, data.n_users)
 
+    @one_blas_thread_fit
     def fit(self, data, **fit_params):
         """Fit on ``data`` (every unit needs at least one comparison); returns ``self``.
 
@@ -411,6 +404,9 @@ class SharedLoRA(PreferenceEstimator):
         data = check_data(data)
         self._validate(data.d)
         unit, N = self._units(data)
+        if self.rank > N:  # Delta is d x N: its rank is at most N (the factors' shapes too)
+            raise InvalidParameterError(f"rank must be <= the number of units ({self.unit}s) "
+                                        f"N = {N}; got rank = {self.rank}")
         counts = np.bincount(unit, minlength=N)
         if np.any(counts == 0):
             raise ValueError(f"SharedLoRA needs data for every {self.unit}; "
@@ -581,6 +577,7 @@ class SharedLoRA(PreferenceEstimator):
         return theta0.copy(), B.copy(), W.T.copy()
 
     # ------------------------------------------------------------------ few-shot
+    @one_blas_thread_fit
     def fit_new_users(self, data, *, weights=None):
         r"""Fit new units' weights with ``theta0_`` and the basis fixed (few-shot).
 
@@ -615,9 +612,9 @@ class SharedLoRA(PreferenceEstimator):
 
         self._check_fitted()
         data = check_data(data)
-        if weights not in (None, "free"):
-            raise ValueError(f"weights must be None or 'free' for SharedLoRA (its W_i are "
-                             f"free); got {weights!r}")
+        if weights is not None and not (isinstance(weights, str) and weights == "free"):
+            raise InvalidParameterError(f"weights must be None or 'free' for SharedLoRA (its "
+                                        f"W_i are free); got {weights!r}")
         d = self.theta0_.shape[0]
         if data.d != d:
             raise ValueError(f"data must have d = {d} features (the fitted basis); got {data.d}")

@@ -16,7 +16,14 @@ import warnings
 
 import numpy as np
 
-from .base import PreferenceEstimator, check_data, check_unit, require_every_group
+from ..validation import Choice, Custom, Int, InvalidParameterError, Real, Seed, Str
+from .base import (
+    PreferenceEstimator,
+    check_data,
+    check_unit,
+    one_blas_thread_fit,
+    require_every_group,
+)
 from .bt import BACKENDS, BTConvergenceWarning, check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
@@ -24,6 +31,18 @@ __all__ = ["PooledMLE", "SeparateMLE"]
 
 
 class _BTMLE(PreferenceEstimator):
+    _parameter_constraints = {
+        "lam": Custom(lambda v, name: check_lam(v, name=name)),
+        "norm_bound": Real(0.0, low_open=True, none=True),
+        "tol": Real(0.0, low_open=True),
+        "max_iter": Int(1),
+        "backend": Choice(BACKENDS),
+        "device": Str(),
+        "n_folds": Int(2),
+        "seed": Seed(),
+        "unit": Custom(check_unit),
+    }
+
     def __init__(self, lam: float | str = 1e-4, norm_bound: float | None = None,
                  tol: float = 1e-9, max_iter: int = 100, backend: str = "numba",
                  device: str = "cpu", n_folds: int = 5, seed=0):
@@ -37,16 +56,9 @@ class _BTMLE(PreferenceEstimator):
         self.seed = seed
 
     def _validate_params(self):
-        check_lam(self.lam)
-        if self.norm_bound is not None and not self.norm_bound > 0:
-            raise ValueError(f"norm_bound must be > 0 or None; got {self.norm_bound}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}")
+        super()._validate_params()  # the table above: types, ranges, options
         if self.device != "cpu" and self.backend != "torch":
-            raise ValueError(f"device {self.device!r} needs backend='torch'")
-        if (isinstance(self.n_folds, (bool, np.bool_))
-                or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2):
-            raise ValueError(f"n_folds must be an integer >= 2; got {self.n_folds!r}")
+            raise InvalidParameterError(f"device {self.device!r} needs backend='torch'")
 
     def _start_fit(self, data, fit_params):
         """The common start of ``fit``: the fit parameters, the data and the hyperparameters
@@ -145,6 +157,7 @@ class PooledMLE(_BTMLE):
 
     _fit_params = ("sample_weight",)
 
+    @one_blas_thread_fit
     def fit(self, data, **fit_params):
         """Fit the pooled reward; returns ``self``.
 
@@ -155,9 +168,7 @@ class PooledMLE(_BTMLE):
             ``sample_weight`` (n,), optional non-negative weights of the comparisons.
         """
         data, sample_weight = self._start_fit(data, fit_params)
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w is not None and w.shape != (data.n,):
-            raise ValueError(f"sample_weight must have shape ({data.n},); got {w.shape}")
+        w = check_sample_weight(sample_weight, data.n)
         lam = float(self._resolve_lam(data, w, per_unit=False))
         res = self._fit_one(data.X, data.y, w, lam=lam)
         self.lam_ = lam
@@ -211,6 +222,7 @@ class SeparateMLE(_BTMLE):
                          backend=backend, device=device, n_folds=n_folds, seed=seed)
         self.unit = unit
 
+    @one_blas_thread_fit
     def fit(self, data, **fit_params):
         """Fit every group's reward on its own comparisons; returns ``self``.
 

@@ -25,7 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NewUsersFit, PreferenceEstimator, check_data, check_unit, require_every_group
+from ..validation import Custom, Int, InvalidParameterError, Real, Seed, check_array
+from .base import (
+    NewUsersFit,
+    PreferenceEstimator,
+    check_data,
+    check_unit,
+    one_blas_thread_fit,
+    require_every_group,
+)
 from .bt import check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
@@ -98,6 +106,15 @@ class OracleB(PreferenceEstimator):
     """
 
     _fit_params = ("sample_weight",)
+    _parameter_constraints = {
+        "B": Custom(lambda v, name: check_array(v, name, finite=False)),
+        "lam": Custom(lambda v, name: check_lam(v, name=name)),
+        "norm_bound": Real(0.0, low_open=True, none=True),
+        "tol": Real(0.0, low_open=True),
+        "n_folds": Int(2),
+        "seed": Seed(),
+        "unit": Custom(check_unit),
+    }
 
     def __init__(self, B, theta0=None, lam: float | str = 1e-4, norm_bound: float | None = None,
                  tol: float = 1e-9, n_folds: int = 5, seed=0, unit: str = "group"):
@@ -112,26 +129,24 @@ class OracleB(PreferenceEstimator):
 
     def _design(self, data):
         """Validated representation ``Beff`` (B, plus the base direction when there is one)."""
-        B = np.asarray(self.B, dtype=np.float64)
+        self._validate_params()
+        B = check_array(self.B, "B", finite=False)
         if B.ndim != 2 or B.shape[0] != data.d:
-            raise ValueError(f"B must have shape (d, k) with d = {data.d}; got {B.shape}")
+            raise InvalidParameterError(f"B must have shape (d, k) with d = {data.d}; got "
+                                        f"{B.shape}")
         if B.shape[1] > data.d:
-            raise ValueError(f"B must have k <= d columns; got k = {B.shape[1]}")
+            raise InvalidParameterError(f"B must have k <= d columns; got k = {B.shape[1]}")
+        if B.shape[1] < 1:
+            raise InvalidParameterError(f"B must have k >= 1 columns; got shape {B.shape}")
         if not np.all(np.isfinite(B)):
-            raise ValueError("B must be finite")
-        check_lam(self.lam)
-        if not (isinstance(self.tol, (int, float, np.number)) and self.tol > 0):
-            raise ValueError(f"tol must be a number > 0; got {self.tol!r}")
-        if (isinstance(self.n_folds, (bool, np.bool_))
-                or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2):
-            raise ValueError(f"n_folds must be an integer >= 2; got {self.n_folds!r}")
-        if self.norm_bound is not None and not self.norm_bound > 0:
-            raise ValueError(f"norm_bound must be > 0 or None; got {self.norm_bound}")
-        theta0 = np.zeros(data.d) if self.theta0 is None else np.asarray(self.theta0, float)
+            raise InvalidParameterError("B must be finite")
+        theta0 = np.zeros(data.d) if self.theta0 is None else check_array(
+            self.theta0, "theta0", finite=False)
         if theta0.shape != (data.d,):
-            raise ValueError(f"theta0 must have shape ({data.d},)")
+            raise InvalidParameterError(f"theta0 must have shape ({data.d},); got "
+                                        f"{theta0.shape}")
         if not np.all(np.isfinite(theta0)):
-            raise ValueError("theta0 must be finite")
+            raise InvalidParameterError("theta0 must be finite")
         if np.any(theta0 != 0):
             return np.hstack([B, (theta0 / np.linalg.norm(theta0))[:, None]])
         return B
@@ -171,6 +186,7 @@ class OracleB(PreferenceEstimator):
             conv[u] = res.converged
         return Beff, coef, objective, grad, n_iter, conv, np.asarray(lam, dtype=np.float64), cv
 
+    @one_blas_thread_fit
     def fit(self, data, **fit_params):
         """Fit every group's weights on the true ``B``; returns ``self``.
 
@@ -195,6 +211,7 @@ class OracleB(PreferenceEstimator):
                                 n_iter_=n_iter, converged_groups_=conv,
                                 converged_=bool(conv.all()))
 
+    @one_blas_thread_fit
     def fit_new_users(self, data, *, weights=None, sample_weight=None) -> NewUsersFit:
         """Fit the weights of new users with ``B`` fixed (few-shot personalisation).
 
@@ -221,13 +238,17 @@ class OracleB(PreferenceEstimator):
         """
         if weights is None:
             weights = "free"
+        if not isinstance(weights, str):
+            raise InvalidParameterError(f"weights must be None, 'free' or 'simplex'; got "
+                                        f"{weights!r}")
         if weights == "simplex":
             raise ValueError("weights='simplex' is not supported by OracleB.fit_new_users: "
                              "OracleB fits free (optionally norm-bounded) weights and there is "
                              "no public simplex-constrained BT solver; use weights='free' or "
                              "None, or SharedRep.fit_new_users for simplex weights")
         if weights != "free":
-            raise ValueError(f"weights must be None, 'free' or 'simplex'; got {weights!r}")
+            raise InvalidParameterError(f"weights must be None, 'free' or 'simplex'; got "
+                                        f"{weights!r}")
         Beff, coef, objective, grad, n_iter, conv, _lam, _cv = self._solve(
             data, sample_weight, "new user")
         k = np.asarray(self.B).shape[1]

@@ -51,6 +51,7 @@ import numpy as np
 
 from ..data import PreferenceData
 from ..seeding import as_seed_sequence
+from ..validation import InvalidParameterError
 
 __all__ = ["LAM_MODES", "AUTO_C", "CVResult", "mean_sq_feature", "auto_lam", "lam_grid",
            "default_lam_grid", "unit_mean_sq", "kfold_assign", "cv_lam", "check_lam", "resolve_bt_lam",
@@ -91,14 +92,14 @@ def check_lam(lam, *, allow_zero: bool = True, name: str = "lam"):
     allowed = f"a finite number {bound} or one of {LAM_MODES}"
     if isinstance(lam, str):
         if lam not in LAM_MODES:
-            raise ValueError(f"{name} must be {allowed}; got {lam!r}")
+            raise InvalidParameterError(f"{name} must be {allowed}; got {lam!r}")
         return lam
     if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, (int, float, np.integer,
                                                                  np.floating)):
-        raise ValueError(f"{name} must be {allowed}; got {lam!r}")
+        raise InvalidParameterError(f"{name} must be {allowed}; got {lam!r}")
     lam = float(lam)
     if not np.isfinite(lam) or lam < 0 or (lam == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {allowed}; got {lam!r}")
+        raise InvalidParameterError(f"{name} must be {allowed}; got {lam!r}")
     return lam
 
 

@@ -93,7 +93,27 @@ import numpy as np
 from numba import njit
 
 from ..seeding import as_seed_sequence
-from .base import NewUsersFit, PreferenceEstimator, check_data, check_unit, require_every_group
+from ..validation import (
+    Bool,
+    Choice,
+    Custom,
+    Int,
+    InvalidParameterError,
+    Real,
+    Seed,
+    Str,
+    check_array,
+    check_ids,
+    check_int,
+)
+from .base import (
+    NewUsersFit,
+    PreferenceEstimator,
+    check_data,
+    check_unit,
+    one_blas_thread_fit,
+    require_every_group,
+)
 from .bt import bt_objective, check_sample_weight, fit_bt, newton_minimize
 from .bt_blocks import fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
@@ -107,6 +127,17 @@ WEIGHTS = ("simplex", "free")
 CV_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 SOLVERS = ("altmin", "joint")
 BACKENDS = ("numba", "numpy", "torch")
+
+
+def _check_lam(lam, name="lam"):
+    """SharedRep's ``lam``: a finite number >= 0, ``"auto"`` or ``"cv"``."""
+    ok = lam in ("auto", "cv") if isinstance(lam, str) else (
+        isinstance(lam, (int, float, np.integer, np.floating))
+        and not isinstance(lam, (bool, np.bool_)) and bool(np.isfinite(lam)) and lam >= 0)
+    if not ok:
+        raise InvalidParameterError(f"{name} must be a finite number >= 0, 'auto' or 'cv'; got "
+                                    f"{lam!r}")
+    return lam
 
 
 # --------------------------------------------------------------------------- simplex helpers
@@ -254,7 +285,19 @@ def sharedrep_kkt_residual(X, y, group, B, W, lam, sample_weight=None, lam_B=Non
     ``sqrt(||grad_B F||_F^2 + sum_u r_u^2)`` with ``r_u`` the norm of ``grad_{w_u} F`` (free
     weights) or :func:`simplex_kkt_residual` of it with ``scale = sum of group u's weights``
     (simplex weights). Zero exactly at the stationary (KKT) points of the problem.
+
+    Evaluated with one BLAS thread (:func:`~simulator.kernels.bt_numba.one_blas_thread`): the
+    products ``X^T (q W_g)`` reduce over the rows, and a threaded BLAS adds its partial sums in
+    an order that depends on the thread count (measured: the residual of a d = 300, k = 8 fit
+    changed in the last bits between one and two BLAS threads).
     """
+    from ..kernels.bt_numba import one_blas_thread
+
+    with one_blas_thread():
+        return _sharedrep_kkt_residual(X, y, group, B, W, lam, sample_weight, lam_B, simplex)
+
+
+def _sharedrep_kkt_residual(X, y, group, B, W, lam, sample_weight, lam_B, simplex) -> float:
     lam_B = lam if lam_B is None else lam_B
     s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
     Wg = W.T[group]  # (n, k)
@@ -799,46 +842,34 @@ class SharedRep(PreferenceEstimator):
         self.n_folds = n_folds
 
     # ------------------------------------------------------------------ validation
+    _parameter_constraints = {
+        "k": Int(1),
+        "weights": Choice(WEIGHTS),
+        "solver": Choice(SOLVERS),
+        "lam": Custom(_check_lam),
+        "n_folds": Int(2),
+        "vertex_lam": Real(0.0, none=True),
+        "n_restarts": Int(1),
+        "max_iter": Int(1),
+        "tol": Real(0.0, low_open=True),
+        "seed": Seed(),
+        "lr": Real(0.0, low_open=True),
+        "n_epochs": Int(1),
+        "batch_size": Int(1),
+        "use_tanh": Bool(),
+        "weight_decay": Real(0.0),
+        "backend": Choice(BACKENDS),
+        "device": Str(),
+        "accelerate": Bool(),
+        "unit": Custom(check_unit),
+    }
+
     def _validate(self, d):
-        if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f"k must be an integer >= 1; got {self.k!r}")
+        self._validate_params()
         if self.k > d:
-            raise ValueError(f"k must be <= d = {d}; got k = {self.k}")
-        if self.weights not in WEIGHTS:
-            raise ValueError(f"weights must be one of {WEIGHTS}; got {self.weights!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}; got {self.solver!r}")
-        if isinstance(self.lam, str):
-            if self.lam not in ("auto", "cv"):
-                raise ValueError(f"lam must be a finite number >= 0, 'auto' or 'cv'; got "
-                                 f"{self.lam!r}")
-        elif isinstance(self.lam, bool) or not (np.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, 'auto' or 'cv'; got "
-                             f"{self.lam!r}")
-        if (isinstance(self.n_folds, (bool, np.bool_))
-                or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2):
-            raise ValueError(f"n_folds must be an integer >= 2; got {self.n_folds!r}")
-        if self.vertex_lam is not None and not (np.isfinite(self.vertex_lam)
-                                                and self.vertex_lam >= 0):
-            raise ValueError(f"vertex_lam must be None or a finite number >= 0; "
-                             f"got {self.vertex_lam}")
-        if int(self.n_restarts) < 1:
-            raise ValueError(f"n_restarts must be >= 1; got {self.n_restarts}")
-        if int(self.max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1; got {self.max_iter}")
-        if not self.tol > 0:
-            raise ValueError(f"tol must be > 0; got {self.tol}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}")
+            raise InvalidParameterError(f"k must be <= d = {d}; got k = {self.k}")
         if self.device != "cpu" and self.backend != "torch":
-            raise ValueError(f"device {self.device!r} needs backend='torch'")
-        if self.solver == "joint":
-            if not self.lr > 0:
-                raise ValueError(f"lr must be > 0; got {self.lr}")
-            if int(self.n_epochs) < 1:
-                raise ValueError(f"n_epochs must be >= 1; got {self.n_epochs}")
-            if int(self.batch_size) < 1:
-                raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
+            raise InvalidParameterError(f"device {self.device!r} needs backend='torch'")
 
     @property
     def _lam_B(self):
@@ -922,6 +953,7 @@ class SharedRep(PreferenceEstimator):
         return self.fit_arrays(data.X, data.y, data.group, data.n_groups,
                                sample_weight=fp["sample_weight"], init=fp["init"])
 
+    @one_blas_thread_fit
     def fit_arrays(self, X, y, group, n_groups, *, sample_weight=None, init=None):
         """:meth:`fit` on arrays (drivers that build many data sets, e.g. the EM M-step).
 
@@ -929,20 +961,22 @@ class SharedRep(PreferenceEstimator):
         group without rows keeps its column of ``init`` (zeros without one). Validated as
         :meth:`fit` validates, except that empty groups are allowed. Returns ``self``.
         """
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        X = check_array(X, "X", finite=False)
         if X.ndim != 2:
-            raise ValueError(f"X must be a 2-D array (n, d); got shape {X.shape}")
+            raise InvalidParameterError(f"X must be a 2-D array (n, d); got shape {X.shape}")
         self._validate(X.shape[1])
-        y = np.ascontiguousarray(y, dtype=np.int8)
-        g = np.asarray(group, dtype=np.int64)
-        U = int(n_groups)
+        U = check_int(n_groups, "n_groups", low=1)
         n, d = X.shape
         if not np.all(np.isfinite(X)):
-            raise ValueError("X must be finite")
-        if y.shape != (n,) or g.shape != (n,):
-            raise ValueError(f"y and group must have shape ({n},); got {y.shape}, {g.shape}")
-        if n and (g.min() < 0 or g.max() >= U):
-            raise ValueError(f"group ids must lie in [0, n_groups) = [0, {U})")
+            raise InvalidParameterError("X must be finite")
+        y0 = np.asarray(y)
+        if y0.dtype.kind not in "biuf" or y0.shape != (n,):
+            raise InvalidParameterError(f"y must be an array of labels 0 and 1 of shape ({n},); "
+                                        f"got shape {y0.shape} and dtype {y0.dtype}")
+        if y0.dtype != np.int8 and not np.all((y0 == 0) | (y0 == 1)):
+            raise InvalidParameterError("y must contain only labels 0 and 1")
+        y = np.ascontiguousarray(y0, dtype=np.int8)
+        g = check_ids(group, "group", n=n, upper=U, upper_name="n_groups")
         sw = check_sample_weight(sample_weight, n)
         warm = None if init is None else self._check_init(init, d, U)
         self._resolve_lam(X, U, y, g, sw)
@@ -986,6 +1020,7 @@ class SharedRep(PreferenceEstimator):
         return self
 
     # ------------------------------------------------------------------ few-shot
+    @one_blas_thread_fit
     def fit_new_users(self, data, *, weights=None, sample_weight=None) -> NewUsersFit:
         r"""Fit the weights of new users on the fitted trait matrix (few-shot personalisation).
 
@@ -1036,8 +1071,9 @@ class SharedRep(PreferenceEstimator):
         self._check_fitted()
         data = check_data(data)
         weights = self.weights if weights is None else weights
-        if weights not in WEIGHTS:
-            raise ValueError(f"weights must be None or one of {WEIGHTS}; got {weights!r}")
+        if not isinstance(weights, str) or weights not in WEIGHTS:
+            raise InvalidParameterError(f"weights must be None or one of {WEIGHTS}; got "
+                                        f"{weights!r}")
         B = self.B_raw_
         d, k = B.shape
         if data.d != d:
@@ -1067,9 +1103,10 @@ class SharedRep(PreferenceEstimator):
         if self.solver != "altmin":
             raise ValueError("init (a warm start) needs solver='altmin'")
         try:
-            B0, W0 = (np.array(a, dtype=np.float64) for a in init)
-        except (TypeError, ValueError):
-            raise ValueError("init must be a pair (B_raw (d, k), W_raw (k, U)) of arrays") from None
+            B0, W0 = (check_array(a, "init", finite=False, copy=True) for a in init)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"init must be a pair (B_raw (d, k), W_raw (k, U)) of "
+                                        f"real arrays ({exc})") from None
         k = int(self.k)
         if B0.shape != (d, k) or W0.shape != (k, U):
             raise ValueError(f"init must be (B_raw ({d}, {k}), W_raw ({k}, {U})); got "
