@@ -23,13 +23,27 @@ def gibbs_and_log_partition(env: FiniteArmEnv, r: np.ndarray, beta: float):
     No validation (callers check ``env``, ``r`` and ``beta``); max-shifted log-sum-exp, so it is
     stable for huge rewards / small beta.  Returns ``(pi, logz)`` of shapes (..., M, A), (..., M).
     """
-    logits = log_ref(env) + r / beta
-    mx = np.max(logits, axis=-1, keepdims=True)  # finite: pi_ref has a positive entry per row
+    lref = log_ref(env)
+    with np.errstate(over="ignore"):
+        z = r / beta
+    if np.all(np.isfinite(z)):
+        logits = lref + z
+        mx = np.max(logits, axis=-1, keepdims=True)  # finite: pi_ref has a positive entry per row
+        w = np.exp(logits - mx)
+        s = np.sum(w, axis=-1, keepdims=True)
+        return w / s, (mx + np.log(s))[..., 0]
+    # r / beta overflows float64 (beta tiny against the rewards): shift each row by its largest
+    # reward on the support of pi_ref before dividing, so every exponent is <= 0 and the best
+    # supported action keeps exponent 0; the policy is then exact (it tends to the greedy one)
+    rmax = np.max(np.where(np.isfinite(lref), r, -np.inf), axis=-1, keepdims=True)
+    with np.errstate(over="ignore", under="ignore"):  # -> -inf: that action's mass is 0
+        logits = lref + (r - rmax) / beta
+    mx = np.max(logits, axis=-1, keepdims=True)
     w = np.exp(logits - mx)
     s = np.sum(w, axis=-1, keepdims=True)
-    pi = w / s
-    logz = (mx + np.log(s))[..., 0]
-    return pi, logz
+    with np.errstate(over="ignore"):
+        logz = (rmax / beta + mx + np.log(s))[..., 0]  # +-inf where it overflows, never NaN
+    return w / s, logz
 
 
 def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
@@ -70,4 +84,15 @@ def log_partition(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     check_env(env)
     b = check_beta(beta)
     r = np.asarray(rewards, dtype=np.float64)
-    return gibbs_and_log_partition(env, r, b)[1]
+    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
+        raise ValueError(
+            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
+            f"A={env.n_actions}; got {r.shape}"
+        )
+    if not np.all(np.isfinite(r)):
+        raise ValueError("rewards must be finite (no NaN/inf)")
+    logz = gibbs_and_log_partition(env, r, b)[1]
+    if not np.all(np.isfinite(logz)):
+        raise ValueError(f"log Z overflows float64 at beta = {b:.3g} (|r| / beta > 1.8e308); use "
+                         "a larger beta, or work with beta * log Z = max r + beta log(...)")
+    return logz

@@ -324,6 +324,11 @@ def _solve_exact(env, r, beta, tol, max_iter, method, q0=None):
     # step size: G is L-smooth w.r.t. ||.||_1 with L <= max spread^2 / beta; start at 1/L
     spread = float(np.max(np.ptp(r, axis=-1))) if r.size else 0.0
     eta = beta / max(spread * spread, 1e-300)
+    if not eta * 1e-12 > 0:  # spread^2 / beta overflows float64: no step size is representable
+        raise ValueError(
+            f"maxmin_policy(exact): the reward spread {spread:.3g} is too large for beta = "
+            f"{beta:.3g} (spread^2 / beta overflows float64); rescale the rewards and beta "
+            "together (the max-min policy is unchanged by r -> r / s, beta -> beta / s)")
     eta = min(eta, 1e12)
     eta_min = eta * 1e-12
     next_polish = 5

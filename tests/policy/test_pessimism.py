@@ -248,3 +248,30 @@ def test_uncertified_solve_warns():
     with pytest.warns(RuntimeWarning, match="certified gap"):
         pessimistic_mle_policy(env, theta, X, reference="pi_ref", B=2.0, tol=1e-300,
                                max_policies=1)
+
+
+def test_extreme_beta_and_reward_scales_never_give_nan():
+    # issue 16: gibbs at beta = 1e-320 (r / beta overflows) is the exact limit policy, greedy on
+    # the support of pi_ref; log_partition refuses NaN rewards and an overflowing log Z by name;
+    # the exact max-min solver names the scale problem instead of dividing by zero
+    import numpy as np
+    import pytest
+
+    from simulator import FiniteArmEnv
+    from simulator.policy import gibbs_policy, log_partition, maxmin_policy
+
+    rng = np.random.default_rng(0)
+    env = FiniteArmEnv(rng.standard_normal((4, 3, 2)))
+    th = rng.standard_normal((2, 2))
+    pi = gibbs_policy(env, th[0], 1e-320)
+    assert np.all(np.isfinite(pi))
+    np.testing.assert_array_equal(pi.argmax(axis=1), env.rewards(th[0]).argmax(axis=1))
+    np.testing.assert_allclose(pi.max(axis=1), 1.0)
+    # an ordinary beta is unchanged by the fallback (it is not taken)
+    np.testing.assert_array_equal(gibbs_policy(env, th[0], 0.5), gibbs_policy(env, th[0], 0.5))
+    with pytest.raises(ValueError, match="finite"):
+        log_partition(env, np.full((4, 3), np.nan), 1.0)
+    with pytest.raises(ValueError, match="log Z overflows"):
+        log_partition(env, np.full((4, 3), 1.0), 1e-320)
+    with pytest.raises(ValueError, match="rescale the rewards and beta"):
+        maxmin_policy(env, th * 1e200, 1.0)
