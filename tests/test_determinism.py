@@ -228,3 +228,38 @@ def test_fits_are_bit_identical_across_processes_and_startup_thread_counts():
             h.update(np.ascontiguousarray(np.asarray(v, dtype=np.float64)).tobytes())
     digests.add(h.hexdigest())
     assert len(digests) == 1, digests
+
+
+def test_the_pin_holds_across_overlapping_threads():
+    # BLAS limits are process-wide, so is the pin's depth: a fit in another thread that opens
+    # and closes its pin while this thread is pinned must not unpin this thread's fit, the last
+    # one to close restores the original limits, and the depth returns to 0 (an unlocked
+    # counter could go negative under overlapping threads and then never pin again). Measured
+    # from this thread: with the scipy-openblas builds here a limit set from another thread is
+    # not reported to this one.
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import simulator.kernels.bt_numba as bn
+
+    def blas_threads():
+        return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+    def other_fit():
+        for _ in range(50):
+            with bn.one_blas_thread():
+                pass
+
+    with threadpool_limits(2, user_api="blas"):
+        with bn.one_blas_thread():
+            workers = [threading.Thread(target=other_fit) for _ in range(4)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join(10)
+            assert blas_threads() == [1]  # the other threads' pins did not unpin this one
+        assert blas_threads() == [2] and bn._PIN_DEPTH == 0
+        with bn.one_blas_thread():
+            assert blas_threads() == [1]  # and it still pins afterwards
+        assert blas_threads() == [2]

@@ -104,18 +104,13 @@ class _Segments:
                          for j in range(A.shape[1])], axis=1)
 
 
-_BLAS = None
-
-
 def _one_blas_thread():
     """Pin BLAS to one thread: the products here are thin (n x d by d x r) and memory-bound;
-    a multi-threaded BLAS on a shared 2-core machine was measured 6x slower on them."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
+    a multi-threaded BLAS on a shared 2-core machine was measured 6x slower on them. The
+    package's one re-entrant pin (:func:`simulator.kernels.bt_numba.one_blas_thread`)."""
+    from ..kernels.bt_numba import one_blas_thread
 
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+    return one_blas_thread()
 
 
 def fit_units_offset(Z, s, offset, unit, N, lam, W0=None, *, tol=1e-10, max_iter=100,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 import llvmlite.binding as llb
 import numba
@@ -248,7 +249,9 @@ def _pass_serial(theta, X, y, w, has_w, nblocks, want_h, hess32):
 
 _EMPTY = np.zeros(1)
 _CONTROLLER = None
-_PINNED = 0  # depth of nested one_blas_thread() contexts
+_PIN_LOCK = threading.Lock()
+_PIN_DEPTH = 0  # open one_blas_thread() contexts, in any thread of the process
+_PIN_LIMITER = None
 
 
 @contextlib.contextmanager
@@ -257,26 +260,33 @@ def one_blas_thread():
 
     The chunk products inside ``prange`` call BLAS; a multi-threaded BLAS under numba's threads
     oversubscribes the cores (seen: 0.1 s -> 3.4 s on 2 cores). A solver enters it once per fit,
-    so that the kernels it calls do not pin and unpin around every pass.
+    so that the kernels it calls do not pin and unpin around every pass. BLAS thread limits are
+    process-wide, so the depth is too: the first context to open pins, the last to close
+    restores, whichever threads they run in (fits in a threaded executor overlap; a per-thread
+    or unlocked counter let one thread unpin under another, or went negative and never pinned
+    again).
     """
-    global _CONTROLLER, _PINNED
-    if _PINNED:
-        _PINNED += 1
-        try:
-            yield
-        finally:
-            _PINNED -= 1
-        return
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
+    global _CONTROLLER, _PIN_DEPTH, _PIN_LIMITER
+    with _PIN_LOCK:
+        if _PIN_DEPTH == 0:
+            if _CONTROLLER is None:
+                # numpy and scipy ship separate OpenBLAS builds and a controller only knows the
+                # libraries loaded when it is made: load scipy's first (scipy.linalg factorises
+                # the Newton matrices), or the pin misses it
+                import scipy.linalg  # noqa: F401
+                from threadpoolctl import ThreadpoolController
 
-        _CONTROLLER = ThreadpoolController()
-    with _CONTROLLER.limit(limits=1, user_api="blas"):
-        _PINNED = 1
-        try:
-            yield
-        finally:
-            _PINNED = 0
+                _CONTROLLER = ThreadpoolController()
+            _PIN_LIMITER = _CONTROLLER.limit(limits=1, user_api="blas")
+        _PIN_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _PIN_LOCK:
+            _PIN_DEPTH -= 1
+            if _PIN_DEPTH == 0:
+                _PIN_LIMITER.restore_original_limits()
+                _PIN_LIMITER = None
 
 
 MAX_BLOCKS = 32
