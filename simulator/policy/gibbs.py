@@ -46,6 +46,19 @@ def gibbs_and_log_partition(env: FiniteArmEnv, r: np.ndarray, beta: float):
     return w / s, logz
 
 
+def _batch_rewards(env: FiniteArmEnv, rewards) -> np.ndarray:
+    """Rewards of shape (M, A) or (..., M, A), finite."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
+        raise ValueError(
+            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
+            f"A={env.n_actions}; got {r.shape}"
+        )
+    if not np.all(np.isfinite(r)):
+        raise ValueError("rewards must be finite (no NaN/inf)")
+    return r
+
+
 def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     r"""Exact maximiser of E_x[E_pi r - beta KL(pi || pi_ref)] for one reward array (M, A):
 
@@ -55,14 +68,7 @@ def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     """
     check_env(env)
     b = check_beta(beta)
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
-        raise ValueError(
-            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
-            f"A={env.n_actions}; got {r.shape}"
-        )
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards must be finite (no NaN/inf)")
+    r = _batch_rewards(env, rewards)
     return gibbs_and_log_partition(env, r, b)[0]
 
 
@@ -83,14 +89,7 @@ def log_partition(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     """log Z(x) = log E_{a~pi_ref(.|x)} exp(r(x, a) / beta), shape (..., M), stable."""
     check_env(env)
     b = check_beta(beta)
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
-        raise ValueError(
-            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
-            f"A={env.n_actions}; got {r.shape}"
-        )
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards must be finite (no NaN/inf)")
+    r = _batch_rewards(env, rewards)
     logz = gibbs_and_log_partition(env, r, b)[1]
     if not np.all(np.isfinite(logz)):
         raise ValueError(f"log Z overflows float64 at beta = {b:.3g} (|r| / beta > 1.8e308); use "
