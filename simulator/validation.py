@@ -257,7 +257,10 @@ def check_array(value, name: str, *, ndim: int | tuple[int, ...] | None = None,
                                     f"{arr.shape}")
     arr = np.array(arr, dtype=np.float64, copy=True) if copy else \
         np.ascontiguousarray(arr, dtype=np.float64)
-    if finite and not np.all(np.isfinite(arr)):
+    # a finite sum proves every entry finite (a NaN or an inf would make it NaN or inf) and costs
+    # one pass without a boolean temporary; only a non-finite sum (bad entries, or finite ones
+    # large enough to overflow it) needs the entry-wise test
+    if finite and not np.isfinite(arr.sum()) and not np.all(np.isfinite(arr)):
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise InvalidParameterError(f"{name} must be finite; it has {bad} NaN or infinite "
                                     f"entries")

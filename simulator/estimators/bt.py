@@ -498,7 +498,7 @@ def _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init):
 
 def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
            norm_bound: float | None = None, tol: float = 1e-9, max_iter: int = 100,
-           backend: str = "numba", device: str = "cpu") -> BTFit:
+           backend: str = "numba", device: str = "cpu", check_input: bool = True) -> BTFit:
     """Minimise the BT objective (module docstring) by Newton's method.
 
     Parameters
@@ -522,12 +522,20 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
         "torch" runs the batched solver of :mod:`simulator.kernels.torch_bt` on one problem.
     device : str
         Torch device ("cpu", "cuda"), only with ``backend="torch"``.
+    check_input : bool, default True
+        Validate ``X`` and ``y`` (as scikit-learn's ``check_input``). Estimators pass False for
+        the rows of a :class:`~simulator.data.PreferenceData`, validated when it was built: the
+        finiteness pass over ``X`` costs about a sixth of a fit at n = 1e6, d = 32.
 
     Returns
     -------
     BTFit
     """
-    X, y = _check_xy(X, y)
+    if check_input:
+        X, y = _check_xy(X, y)
+    else:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.int8)
     n, d = X.shape
     lam = check_real(lam, "lam", low=0.0)
     tol = check_real(tol, "tol", low=0.0, low_open=True)

@@ -71,7 +71,8 @@ class _BTMLE(PreferenceEstimator):
     def _fit_one(self, X, y, w, theta_init=None, label="", lam=None):
         res = fit_bt(X, y, lam=self.lam if lam is None else lam, sample_weight=w,
                      theta_init=theta_init, norm_bound=self.norm_bound, tol=self.tol,
-                     max_iter=self.max_iter, backend=self.backend, device=self.device)
+                     max_iter=self.max_iter, backend=self.backend, device=self.device,
+                     check_input=False)
         if not res.converged and res.status != "separable":  # separable data warned already
             warnings.warn(f"{type(self).__name__}{label}: {res.message}", BTConvergenceWarning,
                           stacklevel=3)
