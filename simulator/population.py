@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import PreferenceData
-from .seeding import as_generator, as_seed_sequence
+from .seeding import as_generator, as_seed_sequence, child_seeds
 from .validation import (
     InvalidParameterError,
     check_array,
@@ -183,7 +183,7 @@ class Population:
         base = check_real(base, "base", low=0.0)
         check_seed(seed)
         rng_B, rng_W, rng_0 = (np.random.Generator(np.random.PCG64(s))
-                               for s in as_seed_sequence(seed).spawn(3))
+                               for s in child_seeds(seed, 3))
         B = random_orthonormal(d, k, rng_B)
         U = eta.size
         if weights == "simplex":
@@ -502,10 +502,9 @@ class Population:
             if not isinstance(env, FiniteArmEnv):
                 raise InvalidParameterError(f"env must be a FiniteArmEnv or None; got "
                                             f"{type(env).__name__}")
-        ss = as_seed_sequence(seed)
         # Independent streams, so that e.g. a different label model leaves X unchanged.
         r_group, r_user, r_x, r_label = (np.random.Generator(np.random.PCG64(s))
-                                         for s in ss.spawn(4))
+                                         for s in child_seeds(seed, 4))
         group = self._groups(int(n), r_group, group_sampling)
         user = group * self.users_per_group + r_user.integers(0, self.users_per_group, size=n)
         context = actions = None

@@ -10,7 +10,8 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["as_seed_sequence", "as_generator", "spawn_generators", "derive_seed_sequence"]
+__all__ = ["as_seed_sequence", "as_generator", "child_seeds", "spawn_generators",
+           "derive_seed_sequence"]
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:
@@ -35,11 +36,21 @@ def as_generator(seed) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(as_seed_sequence(seed)))
 
 
-def spawn_generators(seed, n: int) -> list[np.random.Generator]:
-    """``n`` independent generators spawned from one seed."""
+def child_seeds(seed, n: int) -> list[np.random.SeedSequence]:
+    """``n`` independent child seeds of ``seed``, the ones ``SeedSequence.spawn(n)`` gives a
+    fresh sequence, derived without spawning: ``SeedSequence.spawn`` advances the parent's
+    counter, so a ``SeedSequence`` passed as ``seed`` to two fits would give the second other
+    children; these depend on the seed's entropy and key alone (same seed, same numbers)."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be an integer >= 0; got {n!r}")
-    return [np.random.Generator(np.random.PCG64(s)) for s in as_seed_sequence(seed).spawn(n)]
+    ss = as_seed_sequence(seed)
+    return [np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,),
+                                   pool_size=ss.pool_size) for i in range(int(n))]
+
+
+def spawn_generators(seed, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators from one seed (:func:`child_seeds`)."""
+    return [np.random.Generator(np.random.PCG64(s)) for s in child_seeds(seed, n)]
 
 
 def _key_to_int(key) -> int:

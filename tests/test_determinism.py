@@ -271,3 +271,27 @@ def test_the_pin_holds_across_overlapping_threads():
         with bn.one_blas_thread():
             assert blas_threads() == [1]  # and it still pins afterwards
         assert blas_threads() == [2]
+
+
+def test_a_seed_sequence_object_gives_the_same_numbers_twice():
+    # SeedSequence.spawn advances the parent's counter; the package derives children without
+    # spawning (seeding.child_seeds), so passing the same SeedSequence twice gives the same
+    # population, data and fits, and the children equal those spawn() gives a fresh sequence
+    from simulator.estimators import EMMixture, SharedRep
+    from simulator.seeding import child_seeds
+
+    ss = np.random.SeedSequence(11)
+    fresh = np.random.SeedSequence(11).spawn(3)
+    assert [c.spawn_key for c in child_seeds(ss, 3)] == [c.spawn_key for c in fresh]
+    assert all(np.array_equal(a.generate_state(4), b.generate_state(4))
+               for a, b in zip(child_seeds(ss, 3), fresh))
+    pops = [Population.shared(6, 2, [0.4, 0.6], seed=ss, users_per_group=3) for _ in range(2)]
+    np.testing.assert_array_equal(pops[0].theta, pops[1].theta)
+    datas = [pops[0].sample(600, seed=ss) for _ in range(2)]
+    np.testing.assert_array_equal(datas[0].X, datas[1].X)
+    for make in (lambda: SharedRep(2, seed=ss), lambda: EMMixture(2, seed=ss)):
+        a, b = make().fit(datas[0]), make().fit(datas[0])
+        np.testing.assert_array_equal(a.theta_, b.theta_)
+    est = EMMixture(2, seed=ss)
+    first = est.fit(datas[0]).theta_.copy()
+    np.testing.assert_array_equal(est.fit(datas[0]).theta_, first)  # the same object, refitted

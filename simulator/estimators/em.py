@@ -46,7 +46,7 @@ import numpy as np
 
 from ..kernels import em_numba
 from ..metrics import adjusted_rand_index, purity
-from ..seeding import as_seed_sequence
+from ..seeding import child_seeds
 from ..validation import Choice, Int, InvalidParameterError, Real, Seed, Str
 from .base import PreferenceEstimator, check_data, one_blas_thread_fit
 from .bt import fit_bt
@@ -244,7 +244,7 @@ class EMMixture(PreferenceEstimator):
         max_iter = int(self.max_iter or (10 if self.variant == "hard" else 200))
         n_runs = 1 if init == "round_robin" else int(self.n_restarts)
         rngs = [np.random.Generator(np.random.PCG64(s))
-                for s in as_seed_sequence(self.seed).spawn(n_runs)]
+                for s in child_seeds(self.seed, n_runs)]
         best = None
         objs = []
         estep = None

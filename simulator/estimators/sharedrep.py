@@ -92,7 +92,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..seeding import as_seed_sequence
+from ..seeding import as_seed_sequence, child_seeds
 from ..validation import (
     Bool,
     Choice,
@@ -1307,7 +1307,7 @@ class SharedRep(PreferenceEstimator):
         idx = _group_index(g, U)
         simplex = self.weights == "simplex"
         rngs = [np.random.Generator(np.random.PCG64(s))
-                for s in as_seed_sequence(self.seed).spawn(int(self.n_restarts))]
+                for s in child_seeds(self.seed, int(self.n_restarts))]
         best = None
         objs, dup, free_thetas = [], [], []
         for r, rng in enumerate(rngs):
@@ -1376,7 +1376,7 @@ class SharedRep(PreferenceEstimator):
         gt = torch.as_tensor(g, dtype=torch.long)
         cw = torch.ones(n, dtype=torch.float64) if sw is None else torch.as_tensor(
             sw, dtype=torch.float64)
-        seeds = as_seed_sequence(self.seed).spawn(int(self.n_restarts))
+        seeds = child_seeds(self.seed, int(self.n_restarts))
         best = None
         objs = []
         bs = min(int(self.batch_size), n)
@@ -1456,7 +1456,7 @@ def altmin_restarts_batched(ests, problems, U):
     simplex = e0.weights == "simplex"
     layout = e0._layout(problems, U)
     idxs = [_group_index(p[2], U) for p in problems]
-    rngs = [[np.random.Generator(np.random.PCG64(s)) for s in as_seed_sequence(e.seed).spawn(R)]
+    rngs = [[np.random.Generator(np.random.PCG64(s)) for s in child_seeds(e.seed, R)]
             for e in ests]
     best = [None] * len(problems)
     objs = [[] for _ in problems]
