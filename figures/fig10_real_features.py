@@ -29,6 +29,7 @@ import numpy as np
 
 import theory
 from figures import style
+from simulator.llm.real_groups import POLICY_OBJECTIVES
 
 NAME = "fig10"
 TITLE = "Reward heads on real HH-RLHF features (MiniLM), minority proportion p"
@@ -83,7 +84,6 @@ def design(d: int, n_pairs: int = 0):
     return _DESIGNS[key]
 
 
-POLICY_OBJECTIVES = ("exact", "algorithm1", "pointwise")  # = real_groups.POLICY_OBJECTIVES
 
 
 def cell(params: dict, seed) -> dict:

@@ -53,7 +53,7 @@ def check_sample_weight(sample_weight, n):
     return w
 
 
-def _check_xy(X, y):
+def check_xy(X, y):
     """``X`` (n, d) finite float64 and ``y`` (n,) labels in {0, 1} as int8 (named errors)."""
     X = check_array(X, "X", ndim=2)
     y0 = np.asarray(y)
@@ -532,7 +532,7 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
     BTFit
     """
     if check_input:
-        X, y = _check_xy(X, y)
+        X, y = check_xy(X, y)
     else:
         X = np.ascontiguousarray(X, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.int8)

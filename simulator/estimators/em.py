@@ -311,7 +311,7 @@ class EMMixture(PreferenceEstimator):
             gs = np.repeat(np.arange(K), X.shape[0])
             sw = np.ascontiguousarray(R[data.user].T.ravel())
         warm = None if state.get("B") is None else (state["B"], state["W"])
-        sr.fit_arrays(Xs, ys, gs, K, sample_weight=sw, init=warm)
+        sr.fit_arrays(Xs, ys, gs, K, sample_weight=sw, init=warm, check_input=False)
         if warm is not None:
             # altmin from a warm start never increases F; guard against the round-off case
             f_old = sharedrep_objective(Xs, ys, gs, warm[0], warm[1], self.lam, sw)

@@ -114,7 +114,7 @@ from .base import (
     one_blas_thread_fit,
     require_every_group,
 )
-from .bt import bt_objective, check_sample_weight, fit_bt, newton_minimize
+from .bt import bt_objective, check_sample_weight, check_xy, fit_bt, newton_minimize
 from .bt_blocks import fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
 from .regularisation import nuclear_lam
@@ -914,7 +914,8 @@ class SharedRep(PreferenceEstimator):
 
         def fit_score(tr, te, lam):
             est = clone(self).set_params(lam=float(lam), n_restarts=1)
-            est.fit_arrays(X[tr], y[tr], g[tr], U, sample_weight=None if sw is None else sw[tr])
+            est.fit_arrays(X[tr], y[tr], g[tr], U, sample_weight=None if sw is None else sw[tr],
+                           check_input=False)
             z = s[te] * np.einsum("ij,ij->i", X[te], est.theta_[g[te]])
             ll = -np.logaddexp(0.0, -z)
             return float(np.sum(ll if sw is None else sw[te] * ll))
@@ -951,31 +952,28 @@ class SharedRep(PreferenceEstimator):
         if fp["init"] is None:
             require_every_group(data, "SharedRep", self.unit)
         return self.fit_arrays(data.X, data.y, data.group, data.n_groups,
-                               sample_weight=fp["sample_weight"], init=fp["init"])
+                               sample_weight=fp["sample_weight"], init=fp["init"],
+                               check_input=False)
 
     @one_blas_thread_fit
-    def fit_arrays(self, X, y, group, n_groups, *, sample_weight=None, init=None):
+    def fit_arrays(self, X, y, group, n_groups, *, sample_weight=None, init=None,
+                   check_input: bool = True):
         """:meth:`fit` on arrays (drivers that build many data sets, e.g. the EM M-step).
 
         ``X`` (n, d) finite, ``y`` (n,) in {0, 1}, ``group`` (n,) ids in ``[0, n_groups)``; a
         group without rows keeps its column of ``init`` (zeros without one). Validated as
-        :meth:`fit` validates, except that empty groups are allowed. Returns ``self``.
+        :meth:`fit` validates, except that empty groups are allowed; ``check_input=False``
+        skips the pass over ``X`` and ``y`` for rows of a validated
+        :class:`~simulator.data.PreferenceData` (as :func:`~.bt.fit_bt` does). Returns ``self``.
         """
-        X = check_array(X, "X", finite=False)
-        if X.ndim != 2:
-            raise InvalidParameterError(f"X must be a 2-D array (n, d); got shape {X.shape}")
+        if check_input:
+            X, y = check_xy(X, y)
+        else:
+            X = np.ascontiguousarray(X, dtype=np.float64)
+            y = np.ascontiguousarray(y, dtype=np.int8)
         self._validate(X.shape[1])
         U = check_int(n_groups, "n_groups", low=1)
         n, d = X.shape
-        if not np.all(np.isfinite(X)):
-            raise InvalidParameterError("X must be finite")
-        y0 = np.asarray(y)
-        if y0.dtype.kind not in "biuf" or y0.shape != (n,):
-            raise InvalidParameterError(f"y must be an array of labels 0 and 1 of shape ({n},); "
-                                        f"got shape {y0.shape} and dtype {y0.dtype}")
-        if y0.dtype != np.int8 and not np.all((y0 == 0) | (y0 == 1)):
-            raise InvalidParameterError("y must contain only labels 0 and 1")
-        y = np.ascontiguousarray(y0, dtype=np.int8)
         g = check_ids(group, "group", n=n, upper=U, upper_name="n_groups")
         sw = check_sample_weight(sample_weight, n)
         warm = None if init is None else self._check_init(init, d, U)
