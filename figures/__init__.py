@@ -3,11 +3,15 @@
 A figure module defines
 
 * ``NAME`` and ``TITLE``;
-* ``spec(size) -> dict`` — the sweep spec for size "tiny" (tests), "quick" (the default) or
-  "full" (paper-size grids); its ``task`` is the module's ``cell``;
-* ``cell(params: dict, seed: numpy.random.SeedSequence) -> dict`` — one grid point, one replicate;
-* ``analyse(df, out_dir) -> list[theory.ClaimResult]`` — writes ``NAME.png``, ``NAME.pdf`` and
-  ``NAME.csv`` (every plotted point) and returns its rows of the theory-check table.
+* ``spec(size) -> dict`` — the sweep spec (the sweep engine's format, :mod:`simulator.sweep.spec`)
+  for size "tiny" (tests), "quick" (the default) or "full" (paper-size grids); its
+  ``sweep.task`` is the module's ``cell``;
+* ``cell(params: dict, seed: numpy.random.SeedSequence) -> dict`` — one grid point, one replicate,
+  computed by library calls only (no domain code in the figure);
+* ``claims(df) -> list[theory.ClaimResult]`` — its rows of the theory-check table (no plotting);
+* ``points(df) -> pandas.DataFrame`` — every plotted point, written as ``NAME.csv``;
+* ``plot(df, points) -> matplotlib.figure.Figure`` — the drawing only, written as ``NAME.png`` and
+  ``NAME.pdf`` (:func:`figures.runner.analyse` chains the three).
 
 Optional: ``available() -> str | None`` (a one-line reason when the figure cannot run, e.g. a
 missing data file: the main job prints it and goes on) and ``prepare(size)`` (run once before

@@ -61,14 +61,15 @@ def spec(size: str = "quick") -> dict:
         params, reps, ps = {"d": 64, "n_pairs": 0}, 10, [0.01, 0.05, 0.1, 0.2]
     else:
         params, reps, ps = {"d": 16, "n_pairs": 0}, 2, [0.05, 0.2]
-    return {"name": NAME, "task": "figures.fig10_real_features:cell", "seed": 10,
-            "replicates": reps, "params": params, "axes": {"p": ps}}
+    return {"sweep": {"name": NAME, "task": "figures.fig10_real_features:cell", "seed": 10,
+                      "replicates": reps},
+            **params, "axes": {"p": ps}}
 
 
 def prepare(size: str = "quick") -> None:
     """Embed the pairs once in the parent process (the workers then read the disk cache)."""
-    params = spec(size)["params"]
-    design(params["d"], params.get("n_pairs", 0))
+    sp = spec(size)
+    design(sp["d"], sp.get("n_pairs", 0))
 
 
 _DESIGNS: dict = {}
@@ -82,8 +83,6 @@ def design(d: int, n_pairs: int = 0):
     if key not in _DESIGNS:
         _DESIGNS[key] = RealDesign.from_source(d=int(d), n=int(n_pairs) or None)
     return _DESIGNS[key]
-
-
 
 
 def cell(params: dict, seed) -> dict:
@@ -108,53 +107,85 @@ def _acc(df, method, group=MINORITY, metric="acc"):
     return piv.sort_index(axis=1)
 
 
-def analyse(df, out_dir) -> list:
+def _methods(df) -> list:
+    return [m for m in PLOTTED if f"acc|{m}|0" in df.columns]
+
+
+def _groups(df) -> list:
+    return sorted({int(c.split("|")[2]) for c in df.columns if c.startswith("acc|")})
+
+
+def _has_win(df) -> bool:
+    methods = _methods(df)
+    return f"win_exact|{methods[0]}|0" in df.columns if methods else False
+
+
+def _mean_ci(Y):
+    """Mean over seeds (rows) and the half-width of its normal 95% CI."""
+    return Y.mean(axis=0), 1.96 * Y.std(axis=0, ddof=1) / np.sqrt(Y.shape[0])
+
+
+def points(df):
+    """Per (group, method, p): mean and 95% CI half-width over seeds of held-out accuracy,
+    log-loss and the win rates of the three policy objectives (``fig10.csv``)."""
     import pandas as pd
 
     ps = np.array(sorted(df["p"].unique()), dtype=float)
-    groups = sorted({int(c.split("|")[2]) for c in df.columns if c.startswith("acc|")})
-    methods = [m for m in PLOTTED if f"acc|{m}|0" in df.columns]
+    objectives = POLICY_OBJECTIVES if _has_win(df) else ()
     rows = []
-    fig, axes = style.new_figure(nrows=2, ncols=len(groups))
-    has_win = f"win_exact|{methods[0]}|0" in df.columns if methods else False
-
-    def mean_ci(Y):
-        return Y.mean(axis=0), 1.96 * Y.std(axis=0, ddof=1) / np.sqrt(Y.shape[0])
-
-    for j, u in enumerate(groups):
-        ax, axw = axes[0][j], axes[1][j]
-        for m in methods:
+    for u in _groups(df):
+        for m in _methods(df):
             Y = _acc(df, m, u).to_numpy(dtype=float)
-            mean, half = mean_ci(Y)
-            ax.errorbar(ps, mean, yerr=half, marker="o", capsize=2, label=m)
+            mean, half = _mean_ci(Y)
             L = _acc(df, m, u, "logloss").to_numpy(dtype=float)
-            wins = {}
-            for obj in POLICY_OBJECTIVES if has_win else ():
-                wins[obj] = mean_ci(_acc(df, m, u, f"win_{obj}").to_numpy(dtype=float))
-            if has_win:
-                axw.errorbar(ps, wins["exact"][0], yerr=wins["exact"][1], marker="o",
-                             capsize=2, label=m)
+            wins = {obj: _mean_ci(_acc(df, m, u, f"win_{obj}").to_numpy(dtype=float))
+                    for obj in objectives}
             for i, p in enumerate(ps):
                 row = {"group": u, "method": m, "p": p, "accuracy_mean": mean[i],
                        "accuracy_ci95_half": half[i], "logloss_mean": float(L[:, i].mean()),
-                       "logloss_ci95_half": float(mean_ci(L)[1][i]), "n_seeds": Y.shape[0]}
+                       "logloss_ci95_half": float(_mean_ci(L)[1][i]), "n_seeds": Y.shape[0]}
                 for obj, (wm, wh) in wins.items():
                     row[f"winrate_{obj}_mean"] = wm[i]
                     row[f"winrate_{obj}_ci95_half"] = wh[i]
                 rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot(df, points):
+    """Per group: held-out accuracy (top) and the exact max-min policy's win rate against the
+    gold policy (bottom) vs p, one line per method, 95% CI bars."""
+    groups = _groups(df)
+    fig, axes = style.new_figure(nrows=2, ncols=len(groups))
+    for j, u in enumerate(groups):
+        ax, axw = axes[0][j], axes[1][j]
+        for m in _methods(df):
+            P = points[(points["group"] == u) & (points["method"] == m)]
+            ax.errorbar(P["p"], P["accuracy_mean"], yerr=P["accuracy_ci95_half"], marker="o",
+                        capsize=2, label=m)
+            if _has_win(df):
+                axw.errorbar(P["p"], P["winrate_exact_mean"], yerr=P["winrate_exact_ci95_half"],
+                             marker="o", capsize=2, label=m)
         ax.set(xscale="log", xlabel="minority proportion p", ylabel="held-out accuracy",
                title=f"group {u}" + (" (minority)" if u == MINORITY else ""))
         axw.set(xscale="log", xlabel="minority proportion p",
                 ylabel="win rate vs gold (exact max-min)")
         if j == 0:
             ax.legend(fontsize=6)
-    claims = []
+    return fig
+
+
+def claims(df) -> list:
+    """SharedRep vs separate heads (and the official MaxMin heads) on the minority: the gap at
+    the smallest p, and its shrinking with p (module docstring)."""
+    ps = np.array(sorted(df["p"].unique()), dtype=float)
+    methods = _methods(df)
+    out = []
     for base in ("separate", "official-maxmin"):
         if base not in methods or MAIN_SHARED not in methods:
             continue
         diff = (_acc(df, MAIN_SHARED) - _acc(df, base)).to_numpy(dtype=float)
         est, lo, hi = theory.bootstrap_ci(diff[:, 0], seed=0)
-        claims.append(theory.Claim.from_bound(
+        out.append(theory.Claim.from_bound(
             theory.sharedrep_rate, figure=NAME,
             quantity=f"minority held-out accuracy: {MAIN_SHARED} - {base}, p = {ps[0]:g} "
                      f"(HH-RLHF, MiniLM)",
@@ -163,17 +194,15 @@ def analyse(df, out_dir) -> list:
             note=f"paired across {diff.shape[0]} seeds, bootstrap 95% CI; real features, no "
                  f"planted theta: accuracy against the group's own held-out labels").evaluate(
             est, lo, hi))
-        shrink = diff[:, -1] - diff[:, 0]
-        est, lo, hi = theory.bootstrap_ci(shrink, seed=0)
-        claims.append(theory.Claim.from_bound(
+        est, lo, hi = theory.bootstrap_ci(diff[:, -1] - diff[:, 0], seed=0)
+        out.append(theory.Claim.from_bound(
             theory.sharedrep_crossover_eta, figure=NAME,
             quantity=f"gap shrinks with p: ({MAIN_SHARED} - {base}) at p = {ps[-1]:g} minus at "
                      f"p = {ps[0]:g}",
             prediction="< 0 (the advantage fades as the minority's own data grow)",
             kind="less_than",
             note=f"paired across {diff.shape[0]} seeds, bootstrap 95% CI").evaluate(est, lo, hi))
-    style.save(fig, out_dir, NAME, pd.DataFrame(rows))
-    return claims
+    return out
 
 
 if __name__ == "__main__":

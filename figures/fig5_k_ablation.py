@@ -2,7 +2,7 @@
 proportions — the synthetic counterpart of SharedRep-RLHF's k ablation (arXiv 2509.03672; our
 notes ``sharedrep.md`` §5.1-5.2: IMDb k in {2, 4, 16, 32}, GSM8K k in {2, 8, 16}).
 
-Population: ``Population.shared(d, k_true, proportions, weights="gaussian")`` with U groups
+Population: ``Population.shared(d, k_true, minority_proportions(eta, U), weights="gaussian")`` with U groups
 (U > k_true, so the minority's traits are spanned by the others; recorded as ``spanned``); group 0
 has proportion ``eta``, the other U - 1 groups share the rest equally; exactly ``round(eta n)``
 minority comparisons (``group_sampling="fixed"``). SharedRep is fitted with **free** weights
@@ -46,12 +46,14 @@ from figures import style
 from simulator import Population
 from simulator.estimators import OracleB, SeparateMLE, SharedRep
 from simulator.metrics import param_error, sin_theta
+from simulator.population import minority_proportions
 
 NAME = "fig5"
 TITLE = "SharedRep ablation over k"
 LAM = 1e-4
 SR_LAM = 1e-3
 MOST = 0.5  # "most replicates": the argmin-at-true-k fraction must be >= this
+SEED_IGNORE = ("eta", "k_fit")  # same population and data streams across k (and eta)
 
 
 def spec(size: str = "quick") -> dict:
@@ -69,14 +71,9 @@ def spec(size: str = "quick") -> dict:
         params.update(d=6, n=1500, U=5, k_true=2)
         axes["k_fit"] = [1, 2, 4]
         reps = 3
-    return {"name": NAME, "task": "figures.fig5_k_ablation:cell", "seed": 5, "replicates": reps,
-            "params": params, "axes": axes, "seed_ignore": list(cell.seed_ignore)}
-
-
-def make_population(d, k_true, U, eta, signal, seed) -> Population:
-    """U groups, true rank k_true, Gaussian weights; group 0 has proportion ``eta``."""
-    props = [eta] + [(1.0 - eta) / (U - 1)] * (U - 1)
-    return Population.shared(d, k_true, props, seed=seed, weights="gaussian", signal=signal)
+    return {"sweep": {"name": NAME, "task": "figures.fig5_k_ablation:cell", "seed": 5,
+                      "replicates": reps, "seed_ignore": list(SEED_IGNORE)},
+            **params, "axes": axes}
 
 
 def cell(params: dict, seed) -> dict:
@@ -84,14 +81,15 @@ def cell(params: dict, seed) -> dict:
     s_pop, s_data, s_fit = seed.spawn(3)
     d, n, U = int(params["d"]), int(params["n"]), int(params["U"])
     k_true, k_fit, eta = int(params["k_true"]), int(params["k_fit"]), float(params["eta"])
-    pop = make_population(d, k_true, U, eta, float(params["signal"]), s_pop)
+    pop = Population.shared(d, k_true, minority_proportions(eta, U), seed=s_pop,
+                            weights="gaussian", signal=float(params["signal"]))
     data = pop.sample(n, seed=s_data, group_sampling="fixed")
     sr = SharedRep(k_fit, weights="free", lam=SR_LAM, n_restarts=int(params["n_restarts"]),
                    max_iter=int(params["max_iter"]), seed=s_fit).fit(data)
     sep = SeparateMLE(lam=LAM).fit(data)
     orc = OracleB(pop.B, lam=LAM).fit(data)
     out = {"spanned": bool(pop.traits_spanned_by_others(0)),
-           "n_min": int(np.sum(data.group == 0)),
+           "n_min": int(data.group_counts()[0]),
            "sin_theta": float(sin_theta(sr.B_, pop.B)),
            "n_iter": int(sr.n_iter_),
            "converged": bool(sr.converged_ and sep.converged_ and orc.converged_)}
@@ -102,75 +100,119 @@ def cell(params: dict, seed) -> dict:
     return out
 
 
-cell.seed_ignore = ("eta", "k_fit")  # same population and data streams across k (and eta)
+cell.seed_ignore = SEED_IGNORE
 
 
 # --------------------------------------------------------------------------- analysis
-def analyse(df, out_dir) -> list:
-    import pandas as pd
-
+def _setting(df) -> dict:
     etas = np.array(sorted(df["eta"].unique()), dtype=float)
     ks = np.array(sorted(df["k_fit"].unique()), dtype=float)
-    d, n = int(df["d"].iloc[0]), int(df["n"].iloc[0])
-    k_true, U = int(df["k_true"].iloc[0]), int(df["U"].iloc[0])
-    i_true = int(np.flatnonzero(ks == k_true)[0])
-    eta_star = float(theory.sharedrep_crossover_eta(d, k_true))
-    claims, rows = [], []
+    d, n, k_true = int(df["d"].iloc[0]), int(df["n"].iloc[0]), int(df["k_true"].iloc[0])
+    return {"etas": etas, "ks": ks, "d": d, "n": n, "k_true": k_true, "U": int(df["U"].iloc[0]),
+            "i_true": int(np.flatnonzero(ks == k_true)[0]),
+            "eta_star": float(theory.sharedrep_crossover_eta(d, k_true))}
+
+
+def _summary(df, eta, st) -> dict:
+    """At one eta: SharedRep's replicates x k error matrices (minority, mean over groups), the
+    reference estimators at the true k (same data for every k), and the reconstructed rate on
+    k >= k_true with its scale fitted in log space to the measured means."""
+    ks, k_true = st["ks"], st["k_true"]
+    sub = df[df["eta"] == eta]
+    Y = style.replicate_matrix(sub, "err_sharedrep", ks, "k_fit")
+    at_true = sub[sub["k_fit"] == k_true].sort_values("replicate")
+    ref = {c: at_true[c].to_numpy() for c in ("err_separate", "err_oracle", "errmean_separate",
+                                              "errmean_oracle")}
+    mean = Y.mean(axis=0)
+    big = ks >= k_true
+    r1 = np.asarray(theory.sharedrep_rate(st["n"], st["d"], ks[big].astype(int), eta), dtype=float)
+    C = float(np.exp(np.mean(np.log(mean[big]) - np.log(r1))))
+    rate = np.full(ks.size, np.nan)
+    rate[big] = C * r1
+    return {"Y": Y, "Ym": style.replicate_matrix(sub, "errmean_sharedrep", ks, "k_fit"),
+            "ref": ref, "mean": mean, "rate": rate, "C": C, "spanned": bool(sub["spanned"].all())}
+
+
+def _tag(st, eta, spanned):
+    return (f"eta = {eta:g} (d={st['d']}, U={st['U']}, true k={st['k_true']}, "
+            f"spanned={spanned})")
+
+
+def claims(df) -> list:
+    """Per eta: argmin at the true k, true k vs the largest k, vs Separate, OracleB vs SharedRep."""
+    st = _setting(df)
+    out = []
+    for eta in st["etas"]:
+        s = _summary(df, eta, st)
+        out.extend(_claims(s["Y"], s["Ym"], s["ref"]["err_separate"], s["ref"]["err_oracle"],
+                           st["ks"], st["i_true"], st["k_true"], eta, st["eta_star"],
+                           _tag(st, eta, s["spanned"])))
+    return out
+
+
+def points(df):
+    """Per (eta, k_fit): SharedRep's minority error (mean, 10-90 %), its mean-over-groups error,
+    the reference lines, the argmin count and the fitted reconstructed rate."""
+    import pandas as pd
+
+    st = _setting(df)
+    rows = []
+    for eta in st["etas"]:
+        s = _summary(df, eta, st)
+        Y, ref = s["Y"], s["ref"]
+        for i, k in enumerate(st["ks"]):
+            rows.append({"eta": eta, "k_fit": int(k), "k_true": st["k_true"], "d": st["d"],
+                         "n": st["n"], "U": st["U"], "spanned": s["spanned"],
+                         "err_min_mean": s["mean"][i], "err_min_q10": np.quantile(Y[:, i], 0.1),
+                         "err_min_q90": np.quantile(Y[:, i], 0.9),
+                         "errmean_mean": s["Ym"][:, i].mean(),
+                         "separate_min_mean": ref["err_separate"].mean(),
+                         "separate_mean_mean": ref["errmean_separate"].mean(),
+                         "oracle_min_mean": ref["err_oracle"].mean(),
+                         "oracle_mean_mean": ref["errmean_oracle"].mean(),
+                         "argmin_count": int(np.sum(np.argmin(Y, axis=1) == i)),
+                         "sharedrep_rate_fit": s["rate"][i], "C_sharedrep": s["C"],
+                         "n_seeds": Y.shape[0]})
+    return pd.DataFrame(rows)
+
+
+def plot(df, points):
+    """One panel per eta: SharedRep's error vs the fitted k, Separate / OracleB lines, the rate."""
+    etas = sorted(points["eta"].unique())
     fig, axes = style.new_figure(ncols=len(etas), width=4.6, height=3.8)
     for j, eta in enumerate(etas):
-        sub = df[df["eta"] == eta]
-        Y = _matrix(sub, "err_sharedrep", ks)
-        Ym = _matrix(sub, "errmean_sharedrep", ks)
-        # the reference estimators do not depend on k_fit (same data): read them at k_true
-        at_true = sub[sub["k_fit"] == k_true].sort_values("replicate")
-        sep, orc = at_true["err_separate"].to_numpy(), at_true["err_oracle"].to_numpy()
-        sep_m, orc_m = at_true["errmean_separate"].to_numpy(), at_true["errmean_oracle"].to_numpy()
-        spanned = bool(sub["spanned"].all())
-        tag = f"eta = {eta:g} (d={d}, U={U}, true k={k_true}, spanned={spanned})"
-        claims.extend(_claims(Y, Ym, sep, orc, ks, i_true, k_true, eta, eta_star, tag))
+        _panel(axes[0][j], points[points["eta"] == eta], df[df["eta"] == eta])
+    return fig
 
-        # reconstructed rate on k >= k_true, scale fitted in log space to the measured means
-        mean = Y.mean(axis=0)
-        big = ks >= k_true
-        r1 = np.asarray(theory.sharedrep_rate(n, d, ks[big].astype(int), eta), dtype=float)
-        C = float(np.exp(np.mean(np.log(mean[big]) - np.log(r1))))
-        rate = np.full(ks.size, np.nan)
-        rate[big] = C * r1
 
-        ax = axes[0][j]
-        line = ax.plot(ks, mean, "o-", ms=4, color="C3", label="SharedRep (free w), minority")[0]
-        ax.fill_between(ks, np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0),
-                        color=line.get_color(), alpha=0.12)
-        ax.plot(ks, Ym.mean(axis=0), "s--", ms=3, color="C3", alpha=0.6,
-                label="SharedRep, mean over groups")
-        for val, vm, c, lab in ((sep, sep_m, "C1", "Separate (MaxMin)"), (orc, orc_m, "C4", "OracleB")):
-            ax.axhline(val.mean(), color=c, lw=1.2, label=f"{lab}, minority")
-            ax.axhspan(np.quantile(val, 0.1), np.quantile(val, 0.9), color=c, alpha=0.05)
-            ax.axhline(vm.mean(), color=c, lw=0.8, ls="--", alpha=0.7, label=f"{lab}, mean")
-        ax.plot(ks, rate, "k:", lw=1.2,
-                label=f"sqrt(dk/n)+sqrt(k/n_min), C={C:.2g} fitted (reconstructed rate)")
-        ax.axvline(k_true, color="grey", lw=0.8, alpha=0.6)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set(xlabel="fitted k", ylabel="||theta_hat - theta||_2",
-               title=f"eta = {eta:g} (true k = {k_true}, U = {U}, d = {d})\n"
-                     "bands: 10-90% over replicates (populations differ)")
-        lo_y, hi_y = ax.get_ylim()
-        ax.set_ylim(lo_y, hi_y * 3.0)  # room for the legend above the curves
-        ax.legend(fontsize=5.5, loc="upper center", ncol=2)
-        for i, k in enumerate(ks):
-            rows.append({"eta": eta, "k_fit": int(k), "k_true": k_true, "d": d, "n": n, "U": U,
-                         "spanned": spanned,
-                         "err_min_mean": mean[i], "err_min_q10": np.quantile(Y[:, i], 0.1),
-                         "err_min_q90": np.quantile(Y[:, i], 0.9),
-                         "errmean_mean": Ym[:, i].mean(),
-                         "separate_min_mean": sep.mean(), "separate_mean_mean": sep_m.mean(),
-                         "oracle_min_mean": orc.mean(), "oracle_mean_mean": orc_m.mean(),
-                         "argmin_count": int(np.sum(np.argmin(Y, axis=1) == i)),
-                         "sharedrep_rate_fit": rate[i], "C_sharedrep": C,
-                         "n_seeds": Y.shape[0]})
-    style.save(fig, out_dir, NAME, pd.DataFrame(rows))
-    return claims
+def _panel(ax, p, sub):
+    ks = p["k_fit"].to_numpy(dtype=float)
+    k_true, U, d, eta = (int(p["k_true"].iloc[0]), int(p["U"].iloc[0]), int(p["d"].iloc[0]),
+                         p["eta"].iloc[0])
+    line = ax.plot(ks, p["err_min_mean"], "o-", ms=4, color="C3",
+                   label="SharedRep (free w), minority")[0]
+    ax.fill_between(ks, p["err_min_q10"], p["err_min_q90"], color=line.get_color(), alpha=0.12)
+    ax.plot(ks, p["errmean_mean"], "s--", ms=3, color="C3", alpha=0.6,
+            label="SharedRep, mean over groups")
+    at_true = sub[sub["k_fit"] == k_true]  # the 10-90 % band of a reference line, drawn only
+    for key, c, lab in (("separate", "C1", "Separate (MaxMin)"), ("oracle", "C4", "OracleB")):
+        ax.axhline(p[f"{key}_min_mean"].iloc[0], color=c, lw=1.2, label=f"{lab}, minority")
+        ax.axhspan(np.quantile(at_true[f"err_{key}"], 0.1), np.quantile(at_true[f"err_{key}"], 0.9),
+                   color=c, alpha=0.05)
+        ax.axhline(p[f"{key}_mean_mean"].iloc[0], color=c, lw=0.8, ls="--", alpha=0.7,
+                   label=f"{lab}, mean")
+    ax.plot(ks, p["sharedrep_rate_fit"], "k:", lw=1.2,
+            label=f"sqrt(dk/n)+sqrt(k/n_min), C={p['C_sharedrep'].iloc[0]:.2g} fitted "
+                  "(reconstructed rate)")
+    ax.axvline(k_true, color="grey", lw=0.8, alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set(xlabel="fitted k", ylabel="||theta_hat - theta||_2",
+           title=f"eta = {eta:g} (true k = {k_true}, U = {U}, d = {d})\n"
+                 "bands: 10-90% over replicates (populations differ)")
+    lo_y, hi_y = ax.get_ylim()
+    ax.set_ylim(lo_y, hi_y * 3.0)  # room for the legend above the curves
+    ax.legend(fontsize=5.5, loc="upper center", ncol=2)
 
 
 def _claims(Y, Ym, sep, orc, ks, i_true, k_true, eta, eta_star, tag) -> list:
@@ -224,13 +266,6 @@ def _claims(Y, Ym, sep, orc, ks, i_true, k_true, eta, eta_star, tag) -> list:
         note=f"paired across {diff.size} replicates; both free weights"
     ).evaluate(est, lo, hi))
     return out
-
-
-def _matrix(sub, value, grid, axis="k_fit"):
-    """Replicates × grid matrix of ``value`` (rows: replicate index, sorted)."""
-    piv = sub.pivot_table(index="replicate", columns=axis, values=value, aggfunc="first")
-    piv = piv.reindex(columns=grid).sort_index()
-    return piv.dropna().to_numpy(dtype=float)
 
 
 if __name__ == "__main__":

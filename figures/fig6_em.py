@@ -75,8 +75,9 @@ def spec(size: str = "quick") -> dict:
         axes = {"angle_deg": [20, 90], "eta": [0.25, 0.5]}
         params = {"d": 4, "signal": 2.0, "users": 12, "m": 15}
         reps = 3
-    return {"name": NAME, "task": "figures.fig6_em:cell", "seed": 6, "replicates": reps,
-            "seed_ignore": ["angle_deg"], "params": params, "axes": axes}
+    return {"sweep": {"name": NAME, "task": "figures.fig6_em:cell", "seed": 6,
+                      "replicates": reps, "seed_ignore": ["angle_deg"]},
+            **params, "axes": axes}
 
 
 def make_data(params: dict, seed):
@@ -152,9 +153,10 @@ def cell(params: dict, seed) -> dict:
 
 
 # ---------------------------------------------------------------------------------- analysis
-def _matrix(sub, value, grid, axis):
-    piv = sub.pivot_table(index="replicate", columns=axis, values=value, aggfunc="first")
-    return piv.reindex(columns=grid).dropna().to_numpy(dtype=float)
+def _grid(df):
+    """The separations (angles) and minority sizes (etas) of the sweep, sorted."""
+    return (np.array(sorted(df["angle_deg"].unique()), dtype=float),
+            np.array(sorted(df["eta"].unique()), dtype=float))
 
 
 def _empirical(quantity, prediction, kind, predicted=None, source=EM_SOURCE, note=EM_NOTE):
@@ -162,155 +164,196 @@ def _empirical(quantity, prediction, kind, predicted=None, source=EM_SOURCE, not
                         predicted=predicted, source=source, verified=False, note=note)
 
 
-def analyse(df, out_dir) -> list:
-    import pandas as pd
+def _per_rep_mean(sub, col, by):
+    """Replicates x values-of-``by`` matrix of ``col`` averaged over the other axis."""
+    piv = sub.pivot_table(index="replicate", columns=by, values=col, aggfunc="mean")
+    return piv.dropna()
 
-    angles = np.array(sorted(df["angle_deg"].unique()), dtype=float)
-    etas = np.array(sorted(df["eta"].unique()), dtype=float)
-    a0, a1, e0 = angles[0], angles[-1], etas[0]
-    claims = []
 
-    def per_rep_mean(sub, col, by):
-        """Replicates x values-of-``by`` matrix of ``col`` averaged over the other axis."""
-        piv = sub.pivot_table(index="replicate", columns=by, values=col, aggfunc="mean")
-        return piv.dropna()
+def claims(df) -> list:
+    """The rows of the theory-check table (module docstring)."""
+    return (_separation_claims(df) + _level_claims(df) + _comparison_claims(df)
+            + _monotone_claims(df))
 
-    # (1) ARI increases with separation: ARI(a0) - ARI(a1) < 0, averaged over eta, paired
+
+def _separation_claims(df) -> list:
+    """ARI increases with separation: ARI(a0) - ARI(a1) < 0, averaged over eta, paired."""
+    angles, _ = _grid(df)
+    a0, a1 = angles[0], angles[-1]
+    out = []
     for v in ("hard", "soft"):
-        P = per_rep_mean(df, f"{v}_ari", "angle_deg")
+        P = _per_rep_mean(df, f"{v}_ari", "angle_deg")
         diff = (P[a0] - P[a1]).to_numpy(float)
         est, lo, hi = theory.bootstrap_ci(diff, seed=0)
-        claims.append(_empirical(
+        out.append(_empirical(
             f"ARI({a0:g} deg) - ARI({a1:g} deg), {LABELS[v]}, mean over eta",
             "< 0 (recovery improves with separation)", "less_than").evaluate(
             est, lo, hi, note=f"paired over {len(diff)} replicates (common random numbers "
                               f"across angles)"))
-    # (2) at the largest separation ARI >= 0.95, per variant and minority size
-    big = df[df["angle_deg"] == a1]
+    return out
+
+
+def _level_claims(df) -> list:
+    """At the largest separation ARI >= 0.95, per variant and minority size."""
+    angles, etas = _grid(df)
+    big = df[df["angle_deg"] == angles[-1]]
+    out = []
     for v in ("hard", "soft"):
         for eta in etas:
             vals = big[big["eta"] == eta].sort_values("replicate")[f"{v}_ari"].to_numpy(float)
             est, lo, hi = theory.bootstrap_ci(vals, seed=0)
-            claims.append(_empirical(
-                f"mean ARI at {a1:g} deg, eta = {eta:g}, {LABELS[v]}",
+            out.append(_empirical(
+                f"mean ARI at {angles[-1]:g} deg, eta = {eta:g}, {LABELS[v]}",
                 f">= {ARI_TARGET} (near-perfect recovery)", "lower_bound",
                 predicted=ARI_TARGET).evaluate(
                 est, lo, hi, note=f"{len(vals)} replicates; "
                                   f"{round(eta * df['users'].iloc[0])} minority users"))
-    # (3) soft vs hard (and the init control) at the smallest minority, averaged over angles
-    small = df[df["eta"] == e0]
-    comparisons = [
-        ("hard_ari", "soft_ari", "ARI: hard - soft", "< 0 (soft recovers clusters better)"),
-        ("soft_err_minority", "hard_err_minority", "minority reward error: soft - hard",
-         "< 0 (soft estimates the minority's reward better)"),
-        ("hard_ari", "hard_kpp_ari", "ARI: hard (round robin) - hard (k-means++ init)",
-         "< 0 (part of the gap is the round-robin initialisation)"),
-        ("hard_kpp_ari", "soft_ari", "ARI: hard (k-means++ init) - soft",
-         "< 0 (part of the gap is the hard E-step)"),
-    ]
-    for a, b, what, pred in comparisons:
-        Pa = per_rep_mean(small, a, "angle_deg").mean(axis=1)
-        Pb = per_rep_mean(small, b, "angle_deg").mean(axis=1)
+    return out
+
+
+COMPARISONS = (  # (a, b, what, prediction): claimed a - b < 0 at the smallest minority
+    ("hard_ari", "soft_ari", "ARI: hard - soft", "< 0 (soft recovers clusters better)"),
+    ("soft_err_minority", "hard_err_minority", "minority reward error: soft - hard",
+     "< 0 (soft estimates the minority's reward better)"),
+    ("hard_ari", "hard_kpp_ari", "ARI: hard (round robin) - hard (k-means++ init)",
+     "< 0 (part of the gap is the round-robin initialisation)"),
+    ("hard_kpp_ari", "soft_ari", "ARI: hard (k-means++ init) - soft",
+     "< 0 (part of the gap is the hard E-step)"),
+)
+
+
+def _comparison_claims(df) -> list:
+    """Soft vs hard (and the initialisation control) at the smallest minority, averaged over
+    separations; and the reward-error comparison where the clusters separate (largest angle)."""
+    angles, etas = _grid(df)
+    small = df[df["eta"] == etas[0]]
+    paired = "paired on the same data, {} replicates; exploratory comparison (no theorem)"
+    out = []
+    for a, b, what, pred in COMPARISONS:
+        Pa = _per_rep_mean(small, a, "angle_deg").mean(axis=1)
+        Pb = _per_rep_mean(small, b, "angle_deg").mean(axis=1)
         diff = (Pa - Pb).dropna().to_numpy(float)
         est, lo, hi = theory.bootstrap_ci(diff, seed=0)
-        claims.append(_empirical(f"{what}, eta = {e0:g}, mean over separations", pred,
-                                 "less_than").evaluate(
-            est, lo, hi, note=f"paired on the same data, {len(diff)} replicates; exploratory "
-                              f"comparison (no theorem)"))
-    # the same reward-error comparison where the clusters are separable (largest angle)
-    s1 = small[small["angle_deg"] == a1].sort_values("replicate")
+        out.append(_empirical(f"{what}, eta = {etas[0]:g}, mean over separations", pred,
+                              "less_than").evaluate(est, lo, hi, note=paired.format(len(diff))))
+    s1 = small[small["angle_deg"] == angles[-1]].sort_values("replicate")
     diff = (s1["soft_err_minority"] - s1["hard_err_minority"]).to_numpy(float)
     est, lo, hi = theory.bootstrap_ci(diff, seed=0)
-    claims.append(_empirical(
-        f"minority reward error: soft - hard, eta = {e0:g}, {a1:g} deg",
+    out.append(_empirical(
+        f"minority reward error: soft - hard, eta = {etas[0]:g}, {angles[-1]:g} deg",
         "< 0 (soft estimates the minority's reward better)", "less_than").evaluate(
-        est, lo, hi, note=f"paired on the same data, {len(diff)} replicates; exploratory "
-                          f"comparison (no theorem)"))
-    # (4) the EM objective never decreases
+        est, lo, hi, note=paired.format(len(diff))))
+    return out
+
+
+def _monotone_claims(df) -> list:
+    """The EM objective never decreases (max over all cells of the relative drop)."""
+    out = []
     for v in ("soft", "hard"):
         drops = df.pivot_table(index="replicate", values=f"{v}_max_obj_drop",
                                aggfunc="max").to_numpy(float).ravel()
         est, lo, hi = theory.bootstrap_ci(drops, statistic=np.max, seed=0)
         what = "MAP-EM objective" if v == "soft" else "classification log-likelihood"
-        claims.append(_empirical(
+        out.append(_empirical(
             f"largest relative decrease of the {what} between iterations, {LABELS[v]}",
             f"<= {DROP_TOL:g} (monotone)", "upper_bound", predicted=DROP_TOL,
             source=MONO_SOURCE,
             note=f"max over all {len(df)} cells; relative to max(1, |objective|)").evaluate(
             est, lo, hi))
-
-    # ---- figure -----------------------------------------------------------------------------
-    fig, axes = style.new_figure(ncols=3, nrows=2, width=4.4, height=3.4)
-    (ax_a, ax_b, ax_c), (ax_d, ax_e, ax_f) = axes
-    rows = []
-
-    def band(ax, sub, col, grid, axis, fmt, colour, label, panel, series, **extra):
-        Y = _matrix(sub, col, grid, axis)
-        m = Y.mean(axis=0)
-        lo, hi = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
-        ax.plot(grid, m, fmt, color=colour, label=label, ms=4)
-        ax.fill_between(grid, lo, hi, color=colour, alpha=0.12)
-        for i, x in enumerate(grid):
-            rows.append({"panel": panel, "series": series, "metric": col, "x_name": axis,
-                         "x": float(x), "mean": m[i], "q10": lo[i], "q90": hi[i],
-                         "n_seeds": Y.shape[0], **extra})
-
-    mid = angles[len(angles) // 2]
-    for v in VARIANTS:
-        c = COLOURS[v]
-        for eta, fmt in ((etas[-1], "o-"), (e0, "s--")):
-            sub = df[df["eta"] == eta]
-            band(ax_a if eta == etas[-1] else ax_b, sub, f"{v}_ari", angles, "angle_deg", fmt,
-                 c, LABELS[v], "a" if eta == etas[-1] else "b", v, eta=eta)
-        sub = df[df["angle_deg"] == a1]
-        band(ax_c, sub, f"{v}_ari", etas, "eta", "o-", c, LABELS[v], "c", v, angle_deg=a1)
-        its = np.arange(1, T_MAX + 1, dtype=float)
-        for eta, fmt in ((etas[-1], "o-"), (e0, "s--")):
-            sub = df[(df["angle_deg"] == mid) & (df["eta"] == eta)]
-            Y = np.column_stack([sub.sort_values("replicate")[f"{v}_ari_it{t}"].to_numpy(float)
-                                 for t in range(1, T_MAX + 1)])
-            _plot_iter(ax_d, its, Y, fmt, c, f"{v}, eta = {eta:g}", rows, "d", v, "ari",
-                       angle_deg=mid, eta=eta)
-            cols = [f"{v}_err_minority_it{t}" for t in ITERS] + [f"{v}_err_minority"]
-            Y = np.column_stack([sub.sort_values("replicate")[col].to_numpy(float)
-                                 for col in cols])
-            x_it = np.array(list(ITERS) + [T_MAX + 1], dtype=float)
-            _plot_iter(ax_e, x_it, Y, fmt, c, f"{v}, eta = {eta:g}", rows, "e", v,
-                       "err_minority", angle_deg=mid, eta=eta)
-        sub = df[df["eta"] == e0]
-        band(ax_f, sub, f"{v}_err_minority", angles, "angle_deg", "s--", c, LABELS[v], "f", v,
-             eta=e0)
-    ax_a.set(xlabel="angle between the groups (deg)", ylabel="ARI (final)",
-             title=f"recovery vs separation, eta = {etas[-1]:g}")
-    ax_b.set(xlabel="angle between the groups (deg)", ylabel="ARI (final)",
-             title=f"recovery vs separation, minority eta = {e0:g}")
-    ax_c.set(xlabel="minority fraction of users eta", ylabel="ARI (final)",
-             title=f"recovery vs minority size, {a1:g} deg")
-    ax_d.set(xlabel="EM iteration (M-steps)", ylabel="ARI",
-             title=f"ARI vs iteration, {mid:g} deg (o balanced, s minority)")
-    ax_e.set(xlabel="EM iteration (last point: final fit)", ylabel="minority reward error (l2)",
-             title=f"minority error vs iteration, {mid:g} deg")
-    ax_f.set(xlabel="angle between the groups (deg)", ylabel="minority reward error (l2)",
-             title=f"minority error vs separation, eta = {e0:g}")
-    ax_c.axhline(ARI_TARGET, color="grey", lw=0.8, ls=":")
-    ax_a.axhline(ARI_TARGET, color="grey", lw=0.8, ls=":", label=f"ARI = {ARI_TARGET} (claim)")
-    ax_f.set_yscale("log")
-    ax_a.legend(fontsize=6)
-    ax_d.legend(fontsize=5, loc="center right")
-    fig.suptitle("EM cluster recovery (empirical; no recovery theorem in the notes)", fontsize=9)
-    style.save(fig, out_dir, NAME, pd.DataFrame(rows))
-    return claims
+    return out
 
 
-def _plot_iter(ax, x, Y, fmt, colour, label, rows, panel, series, metric, **extra):
+# ------------------------------------------------------------------------------------ points
+def _summary_rows(Y, x, panel, series, metric, x_name, **extra) -> list:
+    """One row per grid value: mean and 10% / 90% quantiles over the replicates (rows of Y)."""
     m = Y.mean(axis=0)
     lo, hi = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
-    ax.plot(x, m, fmt, color=colour, label=label, ms=3)
-    ax.fill_between(x, lo, hi, color=colour, alpha=0.08)
-    for i, xi in enumerate(x):
-        rows.append({"panel": panel, "series": series, "metric": metric, "x_name": "iteration",
-                     "x": float(xi), "mean": m[i], "q10": lo[i], "q90": hi[i],
-                     "n_seeds": Y.shape[0], **extra})
+    return [{"panel": panel, "series": series, "metric": metric, "x_name": x_name,
+             "x": float(xi), "mean": m[i], "q10": lo[i], "q90": hi[i], "n_seeds": Y.shape[0],
+             **extra} for i, xi in enumerate(x)]
+
+
+def _band(sub, col, grid, axis, panel, series, **extra) -> list:
+    Y = style.replicate_matrix(sub, col, grid, axis)
+    return _summary_rows(Y, grid, panel, series, col, axis, **extra)
+
+
+def _iterations(sub, cols, x, panel, series, metric, **extra) -> list:
+    sub = sub.sort_values("replicate")
+    Y = np.column_stack([sub[c].to_numpy(float) for c in cols])
+    return _summary_rows(Y, x, panel, series, metric, "iteration", **extra)
+
+
+def points(df):
+    """Every plotted point (``fig6.csv``): panels a-c and f (ARI / minority error vs separation
+    or minority size), d-e (vs EM iteration, at the middle separation)."""
+    import pandas as pd
+
+    angles, etas = _grid(df)
+    a1, e0, mid = angles[-1], etas[0], angles[len(angles) // 2]
+    its = np.arange(1, T_MAX + 1, dtype=float)
+    x_err = np.array(list(ITERS) + [T_MAX + 1], dtype=float)  # last point: the final fit
+    rows = []
+    for v in VARIANTS:
+        for eta, panel in ((etas[-1], "a"), (e0, "b")):
+            rows += _band(df[df["eta"] == eta], f"{v}_ari", angles, "angle_deg", panel, v,
+                          eta=eta)
+        rows += _band(df[df["angle_deg"] == a1], f"{v}_ari", etas, "eta", "c", v, angle_deg=a1)
+        for eta in (etas[-1], e0):
+            sub = df[(df["angle_deg"] == mid) & (df["eta"] == eta)]
+            rows += _iterations(sub, [f"{v}_ari_it{t}" for t in range(1, T_MAX + 1)], its, "d",
+                                v, "ari", angle_deg=mid, eta=eta)
+            cols = [f"{v}_err_minority_it{t}" for t in ITERS] + [f"{v}_err_minority"]
+            rows += _iterations(sub, cols, x_err, "e", v, "err_minority", angle_deg=mid, eta=eta)
+        rows += _band(df[df["eta"] == e0], f"{v}_err_minority", angles, "angle_deg", "f", v,
+                      eta=e0)
+    return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------------------------------- plot
+def plot(df, points):
+    """Six panels drawn from ``points`` (o: the largest eta, s: the smallest)."""
+    angles, etas = _grid(df)
+    fig, axes = style.new_figure(ncols=3, nrows=2, width=4.4, height=3.4)
+    ax = dict(zip("abcdef", [*axes[0], *axes[1]]))
+    fmt = {etas[-1]: "o-", etas[0]: "s--"}
+    for v in VARIANTS:
+        mine = points[points["series"] == v]
+        for panel, f in (("a", "o-"), ("b", "s--"), ("c", "o-"), ("f", "s--")):
+            _draw(ax[panel], mine[mine["panel"] == panel], f, COLOURS[v], LABELS[v], 0.12, 4)
+        for panel in "de":
+            for eta in (etas[-1], etas[0]):
+                P = mine[(mine["panel"] == panel) & (mine["eta"] == eta)]
+                _draw(ax[panel], P, fmt[eta], COLOURS[v], f"{v}, eta = {eta:g}", 0.08, 3)
+    _decorate(ax, angles, etas)
+    fig.suptitle("EM cluster recovery (empirical; no recovery theorem in the notes)", fontsize=9)
+    return fig
+
+
+def _draw(ax, P, fmt, colour, label, alpha, ms):
+    ax.plot(P["x"], P["mean"], fmt, color=colour, label=label, ms=ms)
+    ax.fill_between(P["x"], P["q10"], P["q90"], color=colour, alpha=alpha)
+
+
+def _decorate(ax, angles, etas):
+    a1, e0, mid = angles[-1], etas[0], angles[len(angles) // 2]
+    sep, err = "angle between the groups (deg)", "minority reward error (l2)"
+    ax["a"].set(xlabel=sep, ylabel="ARI (final)",
+                title=f"recovery vs separation, eta = {etas[-1]:g}")
+    ax["b"].set(xlabel=sep, ylabel="ARI (final)",
+                title=f"recovery vs separation, minority eta = {e0:g}")
+    ax["c"].set(xlabel="minority fraction of users eta", ylabel="ARI (final)",
+                title=f"recovery vs minority size, {a1:g} deg")
+    ax["d"].set(xlabel="EM iteration (M-steps)", ylabel="ARI",
+                title=f"ARI vs iteration, {mid:g} deg (o balanced, s minority)")
+    ax["e"].set(xlabel="EM iteration (last point: final fit)", ylabel=err,
+                title=f"minority error vs iteration, {mid:g} deg")
+    ax["f"].set(xlabel=sep, ylabel=err, title=f"minority error vs separation, eta = {e0:g}")
+    ax["c"].axhline(ARI_TARGET, color="grey", lw=0.8, ls=":")
+    ax["a"].axhline(ARI_TARGET, color="grey", lw=0.8, ls=":", label=f"ARI = {ARI_TARGET} (claim)")
+    ax["f"].set_yscale("log")
+    ax["a"].legend(fontsize=6)
+    ax["d"].legend(fontsize=5, loc="center right")
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ def spec(size: str = "quick") -> dict:
         params = {"d": 4, "k": 1, "signal": 2.0}
         axes = {"N": [4, 8], "n": [20, 40, 80]}
         reps = 3
-    return {"name": NAME, "task": "figures.fig7_lowrank:cell", "seed": 7, "replicates": reps,
-            "seed_ignore": ["n"], "params": params, "axes": axes}
+    return {"sweep": {"name": NAME, "task": "figures.fig7_lowrank:cell", "seed": 7,
+                      "replicates": reps, "seed_ignore": ["n"]},
+            **params, "axes": axes}
 
 
 def cell(params: dict, seed) -> dict:
@@ -115,12 +116,6 @@ def cell(params: dict, seed) -> dict:
 
 
 # ---------------------------------------------------------------------------------- analysis
-def _matrix(sub, value, grid, axis):
-    """Replicates x grid matrix of ``value`` (rows: replicate index)."""
-    piv = sub.pivot_table(index="replicate", columns=axis, values=value, aggfunc="first")
-    return piv.reindex(columns=grid).dropna().to_numpy(dtype=float)
-
-
 def _ratio_stat(d, Ns):
     """Bootstrap statistic on (seeds, 2, len(Ns)) [shared, oracle] arrays at one n: the slope of
     log(ratio - 1) on log N and the mean over N of (ratio - 1) N / d, ratio = mean / mean."""
@@ -138,144 +133,194 @@ def _ratio_stat(d, Ns):
     return stat
 
 
-def analyse(df, out_dir) -> list:
-    import pandas as pd
+CONV = "mean over users of ||theta_hat_i - theta_i||_2^2 (squared; slope -1 <=> -1/2 in l2)"
+MARKERS = ("o", "s", "^", "v", "D")
 
-    d, k = int(df["d"].iloc[0]), int(df["k"].iloc[0])
-    Ns = np.array(sorted(df["N"].unique()), dtype=float)
-    ns = np.array(sorted(df["n"].unique()), dtype=float)
-    N1, n1 = Ns[-1], ns[-1]
-    tol = theory.DEFAULT_EXPONENT_TOL
-    conv = "mean over users of ||theta_hat_i - theta_i||_2^2 (squared; slope -1 <=> -1/2 in l2)"
-    claims = []
 
-    # ---- per-user error vs n ---------------------------------------------------------------
+def _grid(df):
+    """d, k, the sorted user counts Ns and per-user sample sizes ns."""
+    return (int(df["d"].iloc[0]), int(df["k"].iloc[0]),
+            np.array(sorted(df["N"].unique()), dtype=float),
+            np.array(sorted(df["n"].unique()), dtype=float))
+
+
+def _local_note(Y, grid):
+    m = Y.mean(axis=0)
+    return (f"local slope between the two largest grid values "
+            f"{np.log(m[-1] / m[-2]) / np.log(grid[-1] / grid[-2]):.2f} (diagnostic)")
+
+
+def claims(df) -> list:
+    """The rows of the theory-check table (module docstring)."""
+    return _error_claims(df) + _ratio_claims(df) + _sin_claims(df)
+
+
+def _error_claims(df) -> list:
+    """Slope -1 of the mean squared per-user error in n: shared (per N), oracle, independent."""
+    _, _, Ns, ns = _grid(df)
+    tol, N1 = theory.DEFAULT_EXPONENT_TOL, Ns[-1]
     slope_claim = theory.Claim.from_bound(
         theory.shared_lowrank_avg_error, figure=NAME, quantity="",
         prediction="-1 ((k/n + dk/(N n))/gamma)", kind="value", predicted=-1.0, atol=tol,
-        note=f"{conv}; tolerance +/-{tol}")
-    def local(Y, grid):
-        m = Y.mean(axis=0)
-        return (f"local slope between the two largest grid values "
-                f"{np.log(m[-1] / m[-2]) / np.log(grid[-1] / grid[-2]):.2f} (diagnostic)")
-
+        note=f"{CONV}; tolerance +/-{tol}")
+    out = []
     for N in Ns:
-        Y = _matrix(df[df["N"] == N], "shared_err2", ns, "n")
-        fit = theory.fit_loglog_slope(ns, Y, seed=0)
-        claims.append(replace(slope_claim, quantity=f"slope of shared error vs n, N = {N:g}")
-                      .evaluate_fit(fit, note=local(Y, ns)))
+        Y = style.replicate_matrix(df[df["N"] == N], "shared_err2", ns, "n")
+        out.append(replace(slope_claim, quantity=f"slope of shared error vs n, N = {N:g}")
+                   .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=_local_note(Y, ns)))
     for name, fn, pred in (("oracle", theory.oracle_subspace_avg_error, "-1 (k/(gamma n))"),
                            ("independent", theory.independent_avg_error, "-1 (d/(gamma n))")):
-        Y = _matrix(df[df["N"] == N1], f"{name}_err2", ns, "n")
-        fit = theory.fit_loglog_slope(ns, Y, seed=0)
+        Y = style.replicate_matrix(df[df["N"] == N1], f"{name}_err2", ns, "n")
         extra = ("asymptotic rate (n >> d); a ridge-regularised fit at n ~ d sits below it"
                  if name == "independent" else "")
-        claims.append(theory.Claim.from_bound(
+        out.append(theory.Claim.from_bound(
             fn, figure=NAME, quantity=f"slope of {name} error vs n, N = {N1:g}", prediction=pred,
             kind="value", predicted=-1.0, atol=tol,
-            note="; ".join(s for s in (conv, f"tolerance +/-{tol}", extra) if s))
-            .evaluate_fit(fit, note=local(Y, ns)))
+            note="; ".join(s for s in (CONV, f"tolerance +/-{tol}", extra) if s))
+            .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=_local_note(Y, ns)))
+    return out
 
-    # ---- shared / oracle ratio vs 1 + d/N ----------------------------------------------------
+
+def _ratio_claims(df) -> list:
+    """The shared/oracle ratio at the largest n: slope of (ratio - 1) in N and its level."""
+    d, k, Ns, ns = _grid(df)
+    tol, n1 = theory.DEFAULT_EXPONENT_TOL, ns[-1]
     big = df[df["n"] == n1]
-    S = np.stack([_matrix(big, "shared_err2", Ns, "N"), _matrix(big, "oracle_err2", Ns, "N")],
-                 axis=1)
+    S = np.stack([style.replicate_matrix(big, "shared_err2", Ns, "N"),
+                  style.replicate_matrix(big, "oracle_err2", Ns, "N")], axis=1)
     est, lo, hi = theory.bootstrap_ci(S, statistic=_ratio_stat(d, Ns), seed=0)
     ratio_note = (f"n = {n1:g}; ratio of mean errors over {S.shape[0]} seeds; percentile "
                   f"bootstrap over seeds")
-    claims.append(theory.Claim.from_bound(
-        theory.shared_to_oracle_ratio, figure=NAME,
-        quantity=f"slope of (shared/oracle - 1) vs N, n = {n1:g}", prediction="-1 (d/N)",
-        kind="value", predicted=-1.0, atol=tol,
-        note=f"tolerance +/-{tol}; ratio - 1 clipped at 1e-6 in a resample where shared < oracle")
-        .evaluate(est[0], lo[0], hi[0], note=ratio_note))
-    claims.append(theory.Claim.from_bound(
-        theory.shared_to_oracle_ratio, figure=NAME,
-        quantity=f"level (shared/oracle - 1) N / d, mean over N, n = {n1:g}",
-        prediction=f"1 +/- {RATIO_RTOL:.0%} (ratio = 1 + d/N)", kind="value", predicted=1.0,
-        rtol=RATIO_RTOL,
-        note=f"exact count k(d + N - k) predicts (d - k)/d = {(d - k) / d:.2f}")
-        .evaluate(est[1], lo[1], hi[1], note=ratio_note))
+    return [
+        theory.Claim.from_bound(
+            theory.shared_to_oracle_ratio, figure=NAME,
+            quantity=f"slope of (shared/oracle - 1) vs N, n = {n1:g}", prediction="-1 (d/N)",
+            kind="value", predicted=-1.0, atol=tol,
+            note=f"tolerance +/-{tol}; ratio - 1 clipped at 1e-6 in a resample where shared < "
+                 f"oracle").evaluate(est[0], lo[0], hi[0], note=ratio_note),
+        theory.Claim.from_bound(
+            theory.shared_to_oracle_ratio, figure=NAME,
+            quantity=f"level (shared/oracle - 1) N / d, mean over N, n = {n1:g}",
+            prediction=f"1 +/- {RATIO_RTOL:.0%} (ratio = 1 + d/N)", kind="value",
+            predicted=1.0, rtol=RATIO_RTOL,
+            note=f"exact count k(d + N - k) predicts (d - k)/d = {(d - k) / d:.2f}")
+        .evaluate(est[1], lo[1], hi[1], note=ratio_note),
+    ]
 
-    # ---- sin theta vs N n ----------------------------------------------------------------
+
+def _sin_claims(df) -> list:
+    """sin theta has slope -1/2 in N n (all cells pooled), in n (largest N) and in N."""
+    import pandas as pd
+
+    _, _, Ns, ns = _grid(df)
+    tol, N1, n1 = theory.DEFAULT_EXPONENT_TOL, Ns[-1], ns[-1]
     sin_claim = theory.Claim.from_bound(
         theory.subspace_sin_theta_rate, figure=NAME, quantity="",
         prediction="-1/2 (sqrt(kappa d k / (nu N n)))", kind="value", predicted=-0.5, atol=tol,
         note=f"rate stated for a method-of-moments estimator; ours is the factorised MLE; "
              f"tolerance +/-{tol}")
     combos = sorted({(N, n) for N, n in zip(df["N"], df["n"])}, key=lambda t: (t[0] * t[1], t))
-    cols = []
-    for N, n in combos:
-        s = df[(df["N"] == N) & (df["n"] == n)].set_index("replicate")["sin_theta"]
-        cols.append(s.rename((N, n)))
+    cols = [df[(df["N"] == N) & (df["n"] == n)].set_index("replicate")["sin_theta"]
+            .rename((N, n)) for N, n in combos]
     Ysin = pd.concat(cols, axis=1).dropna().to_numpy(float)
     Nn = np.array([N * n for N, n in combos], dtype=float)
-    claims.append(replace(sin_claim, quantity="slope of sin theta vs N n (all N, n pooled)")
-                  .evaluate_fit(theory.fit_loglog_slope(Nn, Ysin, seed=0),
-                                note=f"{len(combos)} (N, n) cells"))
-    Y = _matrix(df[df["N"] == N1], "sin_theta", ns, "n")
-    claims.append(replace(sin_claim, quantity=f"slope of sin theta vs n, N = {N1:g}")
-                  .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=local(Y, ns)))
-    claims.append(replace(sin_claim, quantity=f"slope of sin theta vs N, n = {n1:g}")
-                  .evaluate_fit(theory.fit_loglog_slope(
-                      Ns, _matrix(big, "sin_theta", Ns, "N"), seed=0),
-                      note="seeds differ across N (independent populations)"))
+    Y = style.replicate_matrix(df[df["N"] == N1], "sin_theta", ns, "n")
+    big = df[df["n"] == n1]
+    return [
+        replace(sin_claim, quantity="slope of sin theta vs N n (all N, n pooled)")
+        .evaluate_fit(theory.fit_loglog_slope(Nn, Ysin, seed=0),
+                      note=f"{len(combos)} (N, n) cells"),
+        replace(sin_claim, quantity=f"slope of sin theta vs n, N = {N1:g}")
+        .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=_local_note(Y, ns)),
+        replace(sin_claim, quantity=f"slope of sin theta vs N, n = {n1:g}")
+        .evaluate_fit(theory.fit_loglog_slope(
+            Ns, style.replicate_matrix(big, "sin_theta", Ns, "N"), seed=0),
+            note="seeds differ across N (independent populations)"),
+    ]
 
-    # ---- figure -----------------------------------------------------------------------------
+
+# ------------------------------------------------------------------------------------ points
+def _levels(df) -> dict:
+    """The fitted levels of the theory lines (module docstring): gamma, C (oracle at the
+    largest n), nu, kappa_bar and C' (sin theta at the largest N n)."""
+    d, k, _, ns = _grid(df)
     gamma = float(df["gamma_mean"].mean())
-    C = float(df[df["n"] == n1]["oracle_err2"].mean()
-              / theory.oracle_subspace_avg_error(n1, k, gamma=gamma))
-    fig, axes = style.new_figure(ncols=3, width=4.6, height=3.8)
-    ax, axr, axs = axes[0]
-    rows = []
-    markers = ["o", "s", "^", "v", "D"]
-    for i, N in enumerate(Ns):
-        sub = df[df["N"] == N]
-        for name in ESTIMATORS:
-            if name != "shared" and N != N1:
-                continue
-            Y = _matrix(sub, f"{name}_err2", ns, "n")
-            m = Y.mean(axis=0)
-            q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
-            lab = f"{LABELS[name]}, N = {N:g}" if name == "shared" else LABELS[name] + \
-                f" (N = {N:g})"
-            ls = "-" if name == "shared" else "--"
-            line = ax.loglog(ns, m, markers[i % 5] + ls, color=COLOURS[name] if name != "shared"
-                             else f"C{3 + i}", ms=4, label=lab)[0]
-            ax.fill_between(ns, q10, q90, color=line.get_color(), alpha=0.12)
-            if name == "shared":
-                pred = theory.shared_lowrank_avg_error(ns, d, k, int(N), gamma=gamma, C=C)
-            elif name == "oracle":
-                pred = theory.oracle_subspace_avg_error(ns, k, gamma=gamma, C=C)
-            else:
-                pred = theory.independent_avg_error(ns, d, gamma=gamma, C=C)
-            ax.loglog(ns, pred, ":", color=line.get_color(), lw=1)
-            for j, n in enumerate(ns):
-                rows.append({"panel": "a", "estimator": name, "N": int(N), "n": int(n),
-                             "Nn": int(N * n), "mean": m[j], "q10": q10[j], "q90": q90[j],
-                             "theory": pred[j], "n_seeds": Y.shape[0]})
-    ax.plot([], [], "k:", lw=1, label=f"theory/lowrank.py [I, unverified], C = {C:.2g} fitted "
-                                      f"to oracle at n = {n1:g}")
-    ax.set(xlabel="comparisons per user n", ylabel="mean_i ||theta_hat_i - theta_i||^2",
-           title="per-user squared error (theory slope -1)")
-    ax.legend(fontsize=5)
+    C = float(df[df["n"] == ns[-1]]["oracle_err2"].mean()
+              / theory.oracle_subspace_avg_error(ns[-1], k, gamma=gamma))
+    nu, kb = float(df["nu"].mean()), float(df["kappa_bar"].mean())
+    Nn_max = float((df["N"] * df["n"]).max())
+    top = df[df["N"] * df["n"] == Nn_max]["sin_theta"].mean()
+    C2 = float(top / theory.subspace_sin_theta_rate(Nn_max, d, k, nu=nu, kappa_bar=kb))
+    return {"gamma": gamma, "C": C, "nu": nu, "kappa_bar": kb, "C2": C2}
 
-    # ratio vs N, one line per n
-    for j, n in enumerate(ns):
+
+def _ratio_of_means(v, axis=0):
+    """Bootstrap statistic on (seeds, 2) [shared, oracle] columns: mean / mean."""
+    return np.mean(v, axis=axis)[..., 0] / np.mean(v, axis=axis)[..., 1]
+
+
+def _theory_error(name, ns, d, k, N, gamma, C):
+    if name == "shared":
+        return theory.shared_lowrank_avg_error(ns, d, k, int(N), gamma=gamma, C=C)
+    if name == "oracle":
+        return theory.oracle_subspace_avg_error(ns, k, gamma=gamma, C=C)
+    return theory.independent_avg_error(ns, d, gamma=gamma, C=C)
+
+
+def _row(panel, estimator, N, n, mean, q10, q90, theory_value, n_seeds):
+    return {"panel": panel, "estimator": estimator, "N": int(N), "n": int(n), "Nn": int(N * n),
+            "mean": mean, "q10": q10, "q90": q90, "theory": theory_value, "n_seeds": n_seeds}
+
+
+def points(df):
+    """Every plotted point (``fig7.csv``): (a) per-user error vs n, (b) shared/oracle ratio vs
+    N with a bootstrap CI, (c) sin theta vs N n; each with its theory value."""
+    import pandas as pd
+
+    d, k, Ns, ns = _grid(df)
+    lv = _levels(df)
+    rows = []
+    for N in Ns:
+        for name in ESTIMATORS if N == Ns[-1] else ("shared",):
+            Y = style.replicate_matrix(df[df["N"] == N], f"{name}_err2", ns, "n")
+            pred = _theory_error(name, ns, d, k, N, lv["gamma"], lv["C"])
+            q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
+            rows += [_row("a", name, N, n, Y.mean(axis=0)[j], q10[j], q90[j], pred[j],
+                          Y.shape[0]) for j, n in enumerate(ns)]
+    for n in ns:
         sub = df[df["n"] == n]
-        A, B_ = _matrix(sub, "shared_err2", Ns, "N"), _matrix(sub, "oracle_err2", Ns, "N")
+        A, B_ = (style.replicate_matrix(sub, f"{e}_err2", Ns, "N") for e in ("shared", "oracle"))
         r = A.mean(axis=0) / B_.mean(axis=0)
         rb = np.array([theory.bootstrap_ci(np.stack([A[:, i], B_[:, i]], axis=1),
-                                           statistic=lambda v, axis=0: np.mean(v, axis=axis)
-                                           [..., 0] / np.mean(v, axis=axis)[..., 1],
-                                           seed=0)[1:] for i in range(len(Ns))])
-        axr.semilogx(Ns, r, markers[j % 5] + "-", color=f"C{j}", ms=4, label=f"n = {n:g}")
-        axr.fill_between(Ns, rb[:, 0], rb[:, 1], color=f"C{j}", alpha=0.1)
-        for i, N in enumerate(Ns):
-            rows.append({"panel": "b", "estimator": "shared/oracle", "N": int(N), "n": int(n),
-                         "Nn": int(N * n), "mean": r[i], "q10": rb[i, 0], "q90": rb[i, 1],
-                         "theory": float(theory.shared_to_oracle_ratio(d, int(N))),
-                         "n_seeds": A.shape[0]})
+                                           statistic=_ratio_of_means, seed=0)[1:]
+                       for i in range(len(Ns))])
+        rows += [_row("b", "shared/oracle", N, n, r[i], rb[i, 0], rb[i, 1],
+                      float(theory.shared_to_oracle_ratio(d, int(N))), A.shape[0])
+                 for i, N in enumerate(Ns)]
+    for N in Ns:
+        Y = style.replicate_matrix(df[df["N"] == N], "sin_theta", ns, "n")
+        q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
+        rows += [_row("c", "shared sin_theta", N, n, Y.mean(axis=0)[j], q10[j], q90[j],
+                      float(theory.subspace_sin_theta_rate(int(N * n), d, k, nu=lv["nu"],
+                                                           kappa_bar=lv["kappa_bar"],
+                                                           C=lv["C2"])), Y.shape[0])
+                 for j, n in enumerate(ns)]
+    return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------------------------------- plot
+def plot(df, points):
+    """Three panels drawn from ``points`` and the fitted theory levels."""
+    d, k, Ns, ns = _grid(df)
+    lv = _levels(df)
+    fig, axes = style.new_figure(ncols=3, width=4.6, height=3.8)
+    ax, axr, axs = axes[0]
+    _plot_errors(ax, points, Ns, ns, lv["C"])
+    for j, n in enumerate(ns):
+        P = points[(points["panel"] == "b") & (points["n"] == n)]
+        axr.semilogx(P["N"], P["mean"], MARKERS[j % 5] + "-", color=f"C{j}", ms=4,
+                     label=f"n = {n:g}")
+        axr.fill_between(P["N"], P["q10"], P["q90"], color=f"C{j}", alpha=0.1)
     Nf = np.geomspace(Ns[0], Ns[-1], 50)
     axr.semilogx(Nf, 1 + d / Nf, "k--", label="1 + d/N [I, unverified]")
     axr.semilogx(Nf, 1 + (d - k) / Nf, "k:", label="1 + (d - k)/N (exact dof count)")
@@ -283,36 +328,41 @@ def analyse(df, out_dir) -> list:
     axr.set(xlabel="users N", ylabel="shared error / oracle error",
             title="shared/oracle ratio (band: 95% bootstrap CI)")
     axr.legend(fontsize=6)
-
-    # sin theta vs N n
-    nu, kb = float(df["nu"].mean()), float(df["kappa_bar"].mean())
     for i, N in enumerate(Ns):
-        Y = _matrix(df[df["N"] == N], "sin_theta", ns, "n")
-        m = Y.mean(axis=0)
-        q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
-        axs.loglog(N * ns, m, markers[i % 5] + "-", color=f"C{3 + i}", ms=4, label=f"N = {N:g}")
-        axs.fill_between(N * ns, q10, q90, color=f"C{3 + i}", alpha=0.12)
-        for j, n in enumerate(ns):
-            rows.append({"panel": "c", "estimator": "shared sin_theta", "N": int(N), "n": int(n),
-                         "Nn": int(N * n), "mean": m[j], "q10": q10[j], "q90": q90[j],
-                         "theory": np.nan, "n_seeds": Y.shape[0]})
+        P = points[(points["panel"] == "c") & (points["N"] == N)]
+        axs.loglog(P["Nn"], P["mean"], MARKERS[i % 5] + "-", color=f"C{3 + i}", ms=4,
+                   label=f"N = {N:g}")
+        axs.fill_between(P["Nn"], P["q10"], P["q90"], color=f"C{3 + i}", alpha=0.12)
+    Nn = points.loc[points["panel"] == "c", "Nn"]
     Nn_f = np.geomspace(Nn.min(), Nn.max(), 50)
-    top = df[df["N"] * df["n"] == Nn.max()]["sin_theta"].mean()
-    C2 = float(top / theory.subspace_sin_theta_rate(Nn.max(), d, k, nu=nu, kappa_bar=kb))
-    rate = theory.subspace_sin_theta_rate(Nn_f, d, k, nu=nu, kappa_bar=kb, C=C2)
-    axs.loglog(Nn_f, rate, "k--", label=f"sqrt(kappa d k/(nu N n)) [P, unverified], "
-                                        f"C = {C2:.2g} fitted at max N n")
-    for r in rows:
-        if r["panel"] == "c":
-            r["theory"] = float(theory.subspace_sin_theta_rate(r["Nn"], d, k, nu=nu,
-                                                               kappa_bar=kb, C=C2))
+    axs.loglog(Nn_f, theory.subspace_sin_theta_rate(Nn_f, d, k, nu=lv["nu"],
+                                                    kappa_bar=lv["kappa_bar"], C=lv["C2"]),
+               "k--", label=f"sqrt(kappa d k/(nu N n)) [P, unverified], C = {lv['C2']:.2g} "
+                            f"fitted at max N n")
     axs.set(xlabel="total comparisons N n", ylabel="sin theta(B_hat, B*)",
             title="subspace recovery (theory slope -1/2)")
     axs.legend(fontsize=6)
     fig.suptitle(f"Shared low rank, d = {d}, k = {k}: levels of the theory lines are fitted "
                  f"(constants unverified); checks are on exponents and ratios", fontsize=8)
-    style.save(fig, out_dir, NAME, pd.DataFrame(rows))
-    return claims
+    return fig
+
+
+def _plot_errors(ax, points, Ns, ns, C):
+    for i, N in enumerate(Ns):
+        for name in ESTIMATORS if N == Ns[-1] else ("shared",):
+            P = points[(points["panel"] == "a") & (points["estimator"] == name)
+                       & (points["N"] == N)]
+            shared = name == "shared"
+            lab = f"{LABELS[name]}, N = {N:g}" if shared else f"{LABELS[name]} (N = {N:g})"
+            line = ax.loglog(P["n"], P["mean"], MARKERS[i % 5] + ("-" if shared else "--"),
+                             color=f"C{3 + i}" if shared else COLOURS[name], ms=4, label=lab)[0]
+            ax.fill_between(P["n"], P["q10"], P["q90"], color=line.get_color(), alpha=0.12)
+            ax.loglog(P["n"], P["theory"], ":", color=line.get_color(), lw=1)
+    ax.plot([], [], "k:", lw=1, label=f"theory/lowrank.py [I, unverified], C = {C:.2g} fitted "
+                                      f"to oracle at n = {ns[-1]:g}")
+    ax.set(xlabel="comparisons per user n", ylabel="mean_i ||theta_hat_i - theta_i||^2",
+           title="per-user squared error (theory slope -1)")
+    ax.legend(fontsize=5)
 
 
 if __name__ == "__main__":

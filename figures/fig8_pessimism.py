@@ -5,8 +5,9 @@ Design (one context, three arms, d = 2)
 ``phi(a0) = (0, 0)`` (the reference answer), ``phi(a1) = (1, 0)``, ``phi(a2) = (0, 1)``;
 ``theta* = (1, 0.5)``: a1 is best (reward 1), a2 second (0.5), a0 last (0). Of the n comparisons,
 ``n - m`` compare a0 with a1 and only ``m = 1`` compares a0 with a2, whatever n: a2 is never
-covered. BT labels; the comparisons are stored as four weighted rows (counts), so the estimator and
-Sigma_D both take sample weights. Reward model: Zhu et al.'s constrained MLE ``||theta|| <= B = 2``
+covered. BT labels, drawn by :class:`simulator.designs.FixedDesign` and stored aggregated (one
+weighted row per pair and outcome, the counts as weights), so the estimator and Sigma_D both take
+sample weights. Reward model: Zhu et al.'s constrained MLE ``||theta|| <= B = 2``
 (``PooledMLE(lam=0, norm_bound=2)`` with the counts as ``sample_weight``).
 
 * **greedy**: ``argmax_a theta_hat^T phi(a)``. If a2 won its single comparison (probability
@@ -35,12 +36,11 @@ Claims checked
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 import theory
 from figures import style
 from simulator.arms import FiniteArmEnv
-from simulator.data import PreferenceData
+from simulator.designs import FixedDesign
 from simulator.estimators import PooledMLE
 from simulator.policy import pessimistic_mle_policy
 from theory.pessimism import greedy_failure_limit
@@ -65,25 +65,27 @@ def spec(size: str = "quick") -> dict:
         ns, reps = [1000, 2000, 4000, 8000, 16000, 32000, 64000], 30
     else:
         ns, reps = [1000, 4000, 16000], 6
-    return {"name": NAME, "task": "figures.fig8_pessimism:cell", "seed": 8, "replicates": reps,
-            "params": params, "axes": {"n": ns}, "seed_ignore": ["n"]}
+    return {"sweep": {"name": NAME, "task": "figures.fig8_pessimism:cell", "seed": 8,
+                      "replicates": reps, "seed_ignore": ["n"]},
+            **params, "axes": {"n": ns}}
 
 
-def _comparisons(params, seed) -> tuple[PreferenceData, np.ndarray]:
-    """The n comparisons as four weighted rows: (a0 vs a1) won / lost, (a0 vs a2) won / lost."""
-    rng = np.random.default_rng(seed)
+def design(params) -> FixedDesign:
+    """The coverage-deficient design: ``m`` comparisons of a2 with a0, ``n - m`` of a1 with a0,
+    labelled by BT under ``theta*``. The uncovered pair is listed first, so its labels are drawn
+    first from the seed: the same for every n (common random numbers)."""
     n, m = int(params["n"]), int(params["n_uncovered"])
-    k2 = rng.binomial(m, expit(float(params["theta_2"])))  # drawn first: the same for every n
-    k1 = rng.binomial(n - m, expit(float(params["theta_1"])))
-    X = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
-    data = PreferenceData(X, np.array([1, 0, 1, 0]), actions=np.array([[0, 1]] * 2 + [[0, 2]] * 2))
-    return data, np.array([k1, n - m - k1, k2, m - k2], dtype=float)
+    return FixedDesign(FiniteArmEnv(FEATURES), pairs=np.array([[0, 2, 0], [0, 1, 0]]),
+                       theta=np.array([params["theta_1"], params["theta_2"]], dtype=float),
+                       counts=np.array([m, n - m]))
 
 
 def cell(params: dict, seed) -> dict:
-    env = FiniteArmEnv(FEATURES)
-    r = env.rewards(np.array([params["theta_1"], params["theta_2"]], dtype=float))[0]
-    data, w = _comparisons(params, seed)
+    fixed = design(params)
+    env = fixed.env
+    r = env.rewards(fixed.theta[0])[0]
+    labelled = fixed.sample(seed)  # aggregated: one row per (pair, outcome), counts as weights
+    data, w = labelled.data, labelled.sample_weight
     B = float(params["B"])
     mle = PooledMLE(lam=0.0, norm_bound=B, tol=MLE_TOL).fit(data, sample_weight=w)
     greedy = int(np.argmax(env.rewards(mle.coef_)[0]))
@@ -96,7 +98,7 @@ def cell(params: dict, seed) -> dict:
         "subopt_greedy": float(r.max() - r[greedy]),
         "subopt_pessimistic": float(r.max() - pess.pi[0] @ r),
         "subopt_pessimistic_vbad": float(r.max() - vbad.pi[0] @ r),
-        "uncovered_won": bool(w[2] == params["n_uncovered"]),
+        "uncovered_won": bool(labelled.wins[0] == params["n_uncovered"]),
         "pess_mass_a2": float(pess.pi[0, 2]), "pess_mass_a0": float(pess.pi[0, 0]),
         "radius": conf.radius, "lam": conf.lam, "coverage": coverage,
         "bound_C1": conf.radius * coverage / float(params["C"]),
@@ -165,49 +167,51 @@ def _bound_claim(df, ns):
     ).evaluate(est, lo, hi)
 
 
-def plot(df, out_dir) -> None:
-    """Mean SubOpt of the three policies vs n (solid: all replicates; dashed: the replicates in
-    which a2 won its comparison), Thm 3.2's bound (C = 1) and the greedy limit of the design;
-    ``fig8.csv`` holds every plotted point plus the 10% / 90% quantiles."""
+def points(df):
+    """Mean, 10% / 90% quantiles of SubOpt per policy and n (all replicates, and those in which
+    a2 won its comparison), Thm 3.2's bound (C = 1) and the greedy limit of the design."""
     import pandas as pd
 
     ns = np.array(sorted(df["n"].unique()), dtype=float)
-    fig, axes = style.new_figure()
-    ax = axes[0][0]
     rows = []
     for pol in POLICIES:
         for event, sub in (("all", df), ("uncovered_won", df[df["uncovered_won"]])):
             Y = _by_seed(sub, f"subopt_{pol}", ns)
             mean = Y.mean(axis=0)
             q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
-            if event == "all":
-                color = ax.plot(ns, mean, "o-", label=LABELS[pol])[0].get_color()
-            else:
-                ax.plot(ns, mean, "--", lw=0.8, color=color)
             rows += [{"series": f"subopt_{pol}", "replicates": event, "n": int(n),
                       "mean": mean[i], "q10": q10[i], "q90": q90[i], "n_seeds": Y.shape[0]}
                      for i, n in enumerate(ns)]
     bound = np.array([df.loc[df["n"] == n, "bound_C1"].median() for n in ns])
     _, limit = greedy_failure_limit(df["theta_1"].iloc[0], df["theta_2"].iloc[0],
                                     int(df["n_uncovered"].iloc[0]), df["B"].iloc[0])
-    ax.plot(ns, bound, "k-.", label="Thm 3.2 bound, C = 1 (unverified)")
-    ax.axhline(limit, color="grey", ls=":", label="greedy limit of the design [D]")
     rows += [{"series": "thm32_bound_C1", "replicates": "median", "n": int(n), "mean": b,
               "q10": np.nan, "q90": np.nan, "n_seeds": 0} for n, b in zip(ns, bound)]
     rows += [{"series": "greedy_limit_D", "replicates": "", "n": int(n), "mean": limit,
               "q10": np.nan, "q90": np.nan, "n_seeds": 0} for n in ns]
+    return pd.DataFrame(rows)
+
+
+def plot(df, points):
+    """Mean SubOpt of the three policies vs n (solid: all replicates; dashed: the replicates in
+    which a2 won its comparison), Thm 3.2's bound (C = 1) and the greedy limit of the design."""
+    fig, axes = style.new_figure()
+    ax = axes[0][0]
+    for pol in POLICIES:
+        mine = points[points["series"] == f"subopt_{pol}"]
+        every, won = mine[mine["replicates"] == "all"], mine[mine["replicates"] == "uncovered_won"]
+        color = ax.plot(every["n"], every["mean"], "o-", label=LABELS[pol])[0].get_color()
+        ax.plot(won["n"], won["mean"], "--", lw=0.8, color=color)
+    bound = points[points["series"] == "thm32_bound_C1"]
+    ax.plot(bound["n"], bound["mean"], "k-.", label="Thm 3.2 bound, C = 1 (unverified)")
+    limit = points.loc[points["series"] == "greedy_limit_D", "mean"].iloc[0]
+    ax.axhline(limit, color="grey", ls=":", label="greedy limit of the design [D]")
     ax.set(xscale="log", yscale="log", xlabel="comparisons n (one of them covers a2)",
            ylabel="SubOpt = max_a r*(a) - E_pi r*", title="greedy vs pessimistic MLE")
-    ax.set_ylim(bottom=min(r["mean"] for r in rows if r["mean"] > 0) / 3)
+    ax.set_ylim(bottom=points.loc[points["mean"] > 0, "mean"].min() / 3)
     ax.plot([], [], "k--", lw=0.8, label="dashed thin: replicates where a2 won")
     ax.legend(fontsize=6)
-    style.save(fig, out_dir, NAME, pd.DataFrame(rows))
-
-
-def analyse(df, out_dir) -> list:
-    """Write ``fig8.png/.pdf/.csv`` and return the claims."""
-    plot(df, out_dir)
-    return claims(df)
+    return fig
 
 
 if __name__ == "__main__":

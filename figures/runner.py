@@ -28,6 +28,11 @@ def to_sweep_spec(fig_spec: dict) -> dict:
     return out
 
 
+def sweep_spec(spec: dict) -> dict:
+    """A figure's spec in the sweep engine's format (older compact specs are converted)."""
+    return spec if "sweep" in spec else to_sweep_spec(spec)
+
+
 def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="process",
                resume: bool = False, progress: bool = True):
     """Run one figure; returns its list of :class:`theory.ClaimResult`."""
@@ -47,13 +52,25 @@ def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="
     sweep_dir = out_dir / "sweeps" / name
     if sweep_dir.exists() and not resume:
         shutil.rmtree(sweep_dir)  # a fresh run: results of older code must not leak in
-    df = run_sweep(to_sweep_spec(mod.spec(size)), sweep_dir, workers=workers, executor=executor,
+    df = run_sweep(sweep_spec(mod.spec(size)), sweep_dir, workers=workers, executor=executor,
                    resume=resume, progress=progress)
     failed = df[df["status"] != "ok"] if "status" in df else df.iloc[:0]
     if len(failed):
         first = str(failed["error"].iloc[0]).strip().splitlines()[-1]
         raise RuntimeError(f"{name}: {len(failed)} cell(s) failed; first error: {first}")
-    return mod.analyse(df, out_dir)
+    return analyse(mod, df, out_dir)
+
+
+def analyse(mod, df, out_dir) -> list:
+    """A figure's results -> its files and claims: ``points(df)`` is written as ``NAME.csv``,
+    ``plot(df, points)`` as ``NAME.png`` / ``NAME.pdf``; returns ``claims(df)``."""
+    from figures import style
+
+    if not hasattr(mod, "claims"):  # a figure still in the older one-function form
+        return mod.analyse(df, out_dir)
+    points = mod.points(df)
+    style.save(mod.plot(df, points), out_dir, mod.NAME, points)
+    return mod.claims(df)
 
 
 def run_figures(only=None, out_dir="results", size: str = "quick", workers=None,

@@ -43,3 +43,14 @@ def mean_and_band(df, by, value, q=(0.1, 0.9)):
     out["hi"] = g.quantile(q[1])
     out["n_seeds"] = g.size()
     return out.reset_index()
+
+
+def replicate_matrix(sub, value, grid, axis, src=None, transform=None):
+    """Replicates x grid matrix of column ``value`` of a sweep's results (rows: replicate index in
+    increasing order; columns: the ``axis`` values in ``grid``; rows missing any grid point are
+    dropped). ``src``/``transform`` first set ``axis`` to ``transform(sub[src])`` (a derived
+    grid, e.g. 1 - eta)."""
+    if src is not None:
+        sub = sub.assign(**{axis: transform(sub[src])})
+    piv = sub.pivot_table(index="replicate", columns=axis, values=value, aggfunc="first")
+    return piv.reindex(columns=grid).sort_index().dropna().to_numpy(dtype=float)

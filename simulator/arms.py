@@ -184,6 +184,45 @@ class FiniteArmEnv:
         joint[:, idx, idx] = 0.0
         return joint
 
+    def comparison_law(self, policy=None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact law of one query of `sample_comparisons`: weights ``w`` (M, A, A) and ``X``
+        (M, A, A, d).
+
+        ``w[x, a0, a1] = rho'(x) P(a0, a1 | x)``, the probability that a query shows context x and
+        the ordered pair (a0, a1) (:meth:`pair_probabilities`, ``rho'`` = ``rho`` restricted to
+        the contexts that can be sampled and renormalised); ``X[x, a0, a1] = phi(x, a1) -
+        phi(x, a0)``, the query's feature difference. ``w`` sums to 1.
+        """
+        w = self.pair_probabilities(policy) * self._rho[:, None, None]
+        total = w.sum()
+        if not total > 0:
+            raise InvalidParameterError(
+                "policy must put positive mass on at least two actions in some context with rho > 0"
+            )
+        w = w / total
+        phi = self._features
+        X = phi[:, None, :, :] - phi[:, :, None, :]  # [x, a0, a1] -> phi(a1) - phi(a0)
+        return w, X
+
+    def design_covariance(self, policy=None) -> np.ndarray:
+        """``E[X X^T]`` (d, d) under :meth:`comparison_law`: the population design matrix of the
+        comparisons (``Sigma`` of the BT curvature assumption, before the link's curvature)."""
+        w, X = self.comparison_law(policy)
+        Xf = X.reshape(-1, self.d)
+        return (Xf * w.reshape(-1)[:, None]).T @ Xf
+
+    def reward_variance(self, pi, dtheta) -> float:
+        """``E_{x ~ rho} Var_{a ~ pi(.|x)} <dtheta, phi(x, a)>``: the spread, under ``pi``, of the
+        reward difference ``dtheta`` (the input of the alignment gap's quadratic approximation,
+        ``theory.alignment_gap_quadratic_approx``)."""
+        p = self.check_policy(pi, "pi")
+        r = self.rewards(dtheta)
+        if r.ndim != 2:
+            raise InvalidParameterError(f"dtheta must have shape (d,) with d = {self.d}; got "
+                                        f"{np.shape(dtheta)}")
+        m = np.sum(p * r, axis=1)
+        return float(self._rho @ np.sum(p * (r - m[:, None]) ** 2, axis=1))
+
     def sample_comparisons(self, n: int, seed, policy=None):
         """Draw n comparison queries (no labels): contexts and ordered pairs of distinct actions.
 

@@ -15,13 +15,25 @@ import numpy as np
 from scipy.special import expit
 
 from simulator.arms import FiniteArmEnv
-from simulator.policy import gibbs_and_log_partition, group_utilities, maxmin_policy
+from simulator.policy import (
+    MaxMinResult,
+    gibbs_and_log_partition,
+    group_utilities,
+    maxmin_policy,
+)
 from simulator.policy.validation import (
     check_beta,
+    check_distribution,
     check_env,
     check_rewards,
-    check_simplex,
     check_thetas,
+)
+from simulator.validation import (
+    InvalidParameterError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_real,
 )
 
 __all__ = [
@@ -61,8 +73,7 @@ def alignment_gaps(env: FiniteArmEnv, pi, thetas, beta, method="kl") -> np.ndarr
     b = check_beta(beta)
     th = check_thetas(env, thetas)
     p = env.check_policy(pi, "pi")
-    if method not in ("kl", "direct"):
-        raise ValueError(f"method must be 'kl' or 'direct'; got {method!r}")
+    check_choice(method, "method", ("kl", "direct"))
     r = env.rewards(th)
     pistar, logz = gibbs_and_log_partition(env, r, b)  # (U, M, A), (U, M)
     if method == "kl":
@@ -99,14 +110,15 @@ def maxmin_suboptimality(env: FiniteArmEnv, pi_hat, thetas, beta, normalize="ref
     """
     if reference is None:
         reference = maxmin_policy(env, thetas, beta, "exact", normalize=normalize, tol=tol)
+    elif not isinstance(reference, MaxMinResult):
+        raise InvalidParameterError(f"reference must be a MaxMinResult (of maxmin_policy) or "
+                                    f"None; got {type(reference).__name__}")
     return float(reference.value - min_group_utility(env, pi_hat, thetas, beta, normalize))
 
 
 # ============================================================================ diversity
 def _pref_probs(env: FiniteArmEnv, r: np.ndarray, label: str, temperature: float) -> np.ndarray:
     """P(a1 preferred over a0 | x) for every ordered pair: (U, M, A0, A1)."""
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a real number in (0, inf); got {temperature!r}")
     diff = (r[:, :, None, :] - r[:, :, :, None]) / temperature  # r(a1) - r(a0): [u, x, a0, a1]
     if label == "bt":
         return expit(diff)
@@ -128,11 +140,11 @@ def preference_tv(env: FiniteArmEnv, thetas, policy=None, label="bt",
     """
     env = check_env(env)
     th = check_thetas(env, thetas)
-    if label not in ("bt", "deterministic"):
-        raise ValueError(f"label must be 'bt' or 'deterministic'; got {label!r}")
+    check_choice(label, "label", ("bt", "deterministic"))
+    temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
     w = env.pair_probabilities(policy) * env.rho[:, None, None]  # (M, A, A), sums to <= 1
     w = w / w.sum()
-    p = _pref_probs(env, env.rewards(th), label, float(temperature)).reshape(th.shape[0], -1)
+    p = _pref_probs(env, env.rewards(th), label, temperature).reshape(th.shape[0], -1)
     wf = w.reshape(-1)
     return np.abs(p[:, None, :] - p[None, :, :]) @ wf
 
@@ -153,15 +165,15 @@ def diversity_epsilon(env: FiniteArmEnv, thetas, proportions=None, policy=None, 
     env = check_env(env)
     th = check_thetas(env, thetas)
     n_groups = th.shape[0]
-    if label not in ("bt", "deterministic"):
-        raise ValueError(f"label must be 'bt' or 'deterministic'; got {label!r}")
+    check_choice(label, "label", ("bt", "deterministic"))
+    temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
     eta = (np.full(n_groups, 1.0 / n_groups) if proportions is None
-           else check_simplex(proportions, n_groups, "proportions"))
+           else check_distribution(proportions, n_groups, "proportions"))
     if n_groups == 1:
         return np.zeros(1)
     w = env.pair_probabilities(policy) * env.rho[:, None, None]
     wf = (w / w.sum()).reshape(-1)
-    p = _pref_probs(env, env.rewards(th), label, float(temperature)).reshape(n_groups, -1)
+    p = _pref_probs(env, env.rewards(th), label, temperature).reshape(n_groups, -1)
     out = np.empty(n_groups)
     for u in range(n_groups):
         rest = 1.0 - eta[u]
@@ -190,13 +202,14 @@ def paired_win_rate(scores, baseline_scores, ties="half", atol=0.0) -> float:
     :func:`win_rate` (``ties="half"``: c = 1/2, the default; ``"loss"``: c = 0, the papers'
     "strictly higher"). The LLM evaluation's win rate against the gold policy's responses.
     NaN for no items."""
-    a, b = np.asarray(scores, dtype=np.float64), np.asarray(baseline_scores, dtype=np.float64)
+    # NaN scores are allowed (they never win: every comparison with NaN is False)
+    a = check_array(scores, "scores", finite=False)
+    b = check_array(baseline_scores, "baseline_scores", finite=False)
     if a.shape != b.shape:
-        raise ValueError(f"win rate needs paired scores, got shapes {a.shape} and {b.shape}")
-    if ties not in TIES:
-        raise ValueError(f"ties must be one of {TIES}; got {ties!r}")
-    if not (np.isfinite(atol) and atol >= 0):
-        raise ValueError(f"atol must be a real number in [0, inf); got {atol!r}")
+        raise InvalidParameterError(f"win rate needs paired scores and baseline_scores, got "
+                                    f"shapes {a.shape} and {b.shape}")
+    check_choice(ties, "ties", TIES)
+    atol = check_real(atol, "atol", low=0.0)
     if a.size == 0:
         return float("nan")
     c = 0.5 if ties == "half" else 0.0
@@ -225,13 +238,13 @@ def win_rate(env: FiniteArmEnv, pi_hat, pi_gold, thetas=None, ties="half", atol=
     """
     env = check_env(env)
     if (thetas is None) == (rewards is None):
-        raise ValueError("win_rate needs exactly one of thetas (U, d) and rewards (U, M, A)")
+        raise InvalidParameterError("win_rate needs exactly one of thetas (U, d) and rewards "
+                                    "(U, M, A)")
     ph = env.check_policy(pi_hat, "pi_hat")
     pg = env.check_policy(pi_gold, "pi_gold")
-    if ties not in TIES:
-        raise ValueError(f"ties must be one of {TIES}; got {ties!r}")
-    if not (np.isfinite(atol) and atol >= 0):
-        raise ValueError(f"atol must be a real number in [0, inf); got {atol!r}")
+    check_choice(ties, "ties", TIES)
+    atol = check_real(atol, "atol", low=0.0)
+    per_context = check_bool(per_context, "per_context")
     s = env.rewards(check_thetas(env, thetas)) if rewards is None else check_rewards(
         env, rewards, 3)  # (U, M, A)
     diff = s[:, :, :, None] - s[:, :, None, :]  # [u, x, a (pi_hat), a' (gold)]

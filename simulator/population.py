@@ -38,9 +38,18 @@ from .validation import (
     check_str,
 )
 
-__all__ = ["Population", "REGIMES", "random_orthonormal"]
+__all__ = ["BINDING_W", "NONBINDING_W", "Population", "REGIMES", "minority_proportions",
+           "random_orthonormal"]
 
-REGIMES = ("shared", "minority_trait", "diverse", "dirichlet")
+REGIMES = ("shared", "minority_trait", "diverse", "dirichlet", "planted", "spanned", "u_eq_k",
+           "binding", "nonbinding")
+# Planted weights w_u / signal of the max-min regimes, one row per group, group 0 the minority.
+# BINDING_W: the minority (0, 1) and (1, 0) are the two extreme groups and the others dominate
+# their mixtures, so the minority binds at the exact max-min optimum (dual weight q*_0 > 0).
+BINDING_W = ((0.0, 1.0), (1.0, 0.0), (0.9, 0.8), (0.8, 0.9), (1.0, 0.6))
+# NONBINDING_W: the minority (0.85, 0.85) dominates the mixture of the two extreme groups, so
+# q*_0 = 0: only estimation error can make it (spuriously) binding.
+NONBINDING_W = ((0.85, 0.85), (1.0, 0.0), (0.0, 1.0), (0.8, 0.9), (1.0, 0.6))
 LABEL_MODELS = ("bt", "deterministic")
 GROUP_SAMPLING = ("random", "fixed")
 
@@ -66,6 +75,32 @@ def _check_proportions(p, name: str = "proportions") -> np.ndarray:
 
 def _check_signal(signal, name: str = "signal") -> float:
     return check_real(signal, name, low=0.0)
+
+
+def _check_minority(minority) -> float:
+    return check_real(minority, "minority", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def minority_proportions(minority: float, n_groups: int) -> np.ndarray:
+    """Proportions with group 0 the minority: ``[minority, r, ..., r]``, ``r = (1 - minority) /
+    (n_groups - 1)`` (the other groups share the rest equally).
+
+    Parameters
+    ----------
+    minority : float
+        Proportion of group 0, in (0, 1).
+    n_groups : int
+        Number of groups U, >= 2.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_groups,)
+        Not renormalised (the constructors renormalise), so the entries are exactly
+        ``minority`` and ``(1 - minority) / (n_groups - 1)``.
+    """
+    minority = _check_minority(minority)
+    n_groups = check_int(n_groups, "n_groups", low=2)
+    return np.array([minority] + [(1.0 - minority) / (n_groups - 1)] * (n_groups - 1))
 
 
 @dataclass(frozen=True)
@@ -206,8 +241,7 @@ class Population:
         parameters: it has no statistical advantage over separate fits.
         """
         d, _ = _check_dims(check_int(d, "d", low=2), 2)  # two traits
-        minority = check_real(minority, "minority", low=0.0, high=1.0, low_open=True,
-                              high_open=True)
+        minority = _check_minority(minority)
         signal = _check_signal(signal)
         mix = check_array(mix, "mix", shape=(2,))
         mix = (float(mix[0]), float(mix[1]))
@@ -258,6 +292,73 @@ class Population:
                          base=base, users_per_group=users_per_group, **kwargs)
         pop.name = "dirichlet"
         return pop
+
+    @classmethod
+    def planted(cls, d: int, W, proportions, *, seed, name: str = "planted",
+                info: dict | None = None, **kwargs):
+        """Planted weights ``W`` (k, U) on a Haar-random trait basis ``B`` (d, k) drawn from
+        ``seed``: ``theta_u = B w_u``. The named planted regimes (:meth:`spanned`,
+        :meth:`binding`, :meth:`nonbinding`) are this with fixed weights."""
+        W = check_array(W, "W", ndim=2)
+        d, k = _check_dims(check_int(d, "d", low=1), W.shape[0])
+        check_seed(seed)
+        return cls(random_orthonormal(d, k, seed), W, proportions, name=name, info=info,
+                   **kwargs)
+
+    @classmethod
+    def spanned(cls, d: int, minority: float = 0.05, *, seed, signal: float = 2.0,
+                mix=(0.3, 0.7), **kwargs):
+        """Three groups on two traits whose minority traits are spanned by the others.
+
+        Majority groups ``w = e1`` and ``w = e2``, minority (group 0) ``w = 0.3 e1 + 0.7 e2`` (the
+        IMDb minority mix of :meth:`minority_trait`, times ``signal``); the other two groups
+        share ``1 - minority`` equally. U = 3 > k = 2: the case where SharedRep can win.
+        """
+        d, _ = _check_dims(check_int(d, "d", low=2), 2)  # two traits
+        signal = _check_signal(signal)
+        mix = check_array(mix, "mix", shape=(2,))
+        mix = (float(mix[0]), float(mix[1]))
+        W = signal * np.array([[mix[0], 1.0, 0.0], [mix[1], 0.0, 1.0]])
+        return cls.planted(d, W, minority_proportions(minority, 3), seed=seed, name="spanned",
+                           info={"signal": signal, "mix": mix}, **kwargs)
+
+    @classmethod
+    def u_eq_k(cls, d: int, minority: float = 0.05, *, seed, k: int = 3, signal: float = 2.0,
+               alpha: float = 1.0, **kwargs):
+        """As many groups as traits (U = k), ``signal * Dirichlet(alpha)`` simplex weights.
+
+        Group 0 has proportion ``minority``, the others share the rest equally. Every group uses
+        every trait, but with U = k the SharedRep class ``{B w_u}`` holds every U-tuple of
+        parameters: no statistical gain over separate fits. The draw is :meth:`shared`'s.
+        """
+        pop = cls.shared(d, k, minority_proportions(minority, k), seed=seed, weights="simplex",
+                         alpha=alpha, signal=signal, **kwargs)
+        pop.name = "u_eq_k"
+        return pop
+
+    @classmethod
+    def binding(cls, d: int, minority: float = 0.05, *, seed, signal: float = 2.0, **kwargs):
+        """Five groups on two planted traits (:data:`BINDING_W` times ``signal``), minority binding.
+
+        The minority (group 0) is one of the two extreme groups: it binds at the exact max-min
+        optimum of the true rewards (dual weight ``q*_0 > 0``). The other four groups share
+        ``1 - minority`` equally; every group's weights are spanned by the others'.
+        """
+        return cls._maxmin_planted("binding", BINDING_W, d, minority, seed, signal, kwargs)
+
+    @classmethod
+    def nonbinding(cls, d: int, minority: float = 0.05, *, seed, signal: float = 2.0,
+                   **kwargs):
+        """Five groups on two planted traits (:data:`NONBINDING_W` times ``signal``), minority not
+        binding: its weights dominate the extreme groups' mixture, so ``q*_0 = 0``."""
+        return cls._maxmin_planted("nonbinding", NONBINDING_W, d, minority, seed, signal, kwargs)
+
+    @classmethod
+    def _maxmin_planted(cls, name, rows, d, minority, seed, signal, kwargs):
+        signal = _check_signal(signal)
+        W = signal * np.array(rows, dtype=float).T
+        return cls.planted(d, W, minority_proportions(minority, W.shape[1]), seed=seed,
+                           name=name, info={"signal": signal}, **kwargs)
 
     @classmethod
     def from_regime(cls, regime: str, **kwargs):

@@ -38,6 +38,9 @@ def compile_kernels(verbose: bool = False) -> float:
         fit_bt(X, y, sample_weight=w)
         fit_bt(X, y, theta_init=np.full(d, 0.1))
         fit_bt(X, y, lam=1e-6, norm_bound=0.5)
+        # A theta = b with b != 0: the kernels' offset variants (theta = theta_p + N z)
+        fit_bt(X, y, constraints=(np.ones((1, d)), [1.0]))
+        fit_bt(X, y, sample_weight=w, constraints=(np.ones((1, d)), [1.0]))
         for hess32 in (False, True):
             bt_numba.loss_grad_hess(np.zeros(d), X, y, hess32=hess32)
             bt_numba.loss_grad_hess(np.zeros(d), X, y, w, hess32=hess32)

@@ -19,7 +19,8 @@ RANK = {
     "simulator": 2.5,  # the package root re-exports data and population
     "kernels": 3,
     "estimators": 4, "policy": 4,
-    "fairness": 5,
+    "fairness": 5, "reward_free": 5,
+    "experiment": 5.5,  # the pipeline: design -> data -> estimators -> policies -> evaluation
     "sweep": 6, "llm": 6, "warmup": 6,
     "figures": 7, "bench": 7,
     "cli": 8, "reproduce": 8, "__main__": 9,

@@ -14,8 +14,14 @@ below would then prove nothing). Before every fit was pinned to one BLAS thread
 cases below with every pin removed: ``theta_`` differed by at most 6e-16 relative (max |diff|
 / max |theta|), ``objective_`` by at most 4e-16, and the certificates ``kkt_residual_`` (tiny
 numbers at convergence) by up to 2e-6 relative; iteration counts never. Now every estimator
-below gives the same bits under one and two BLAS threads; the torch back-ends (their own thread
-pool) are not covered.
+below gives the same bits under one and two BLAS threads.
+
+The torch back-ends (``backend="torch"`` of PooledMLE, SeparateMLE, SharedRep, EMMixture; their
+own thread pool, which the BLAS pin does not reach): bit-identical in fresh processes at a fixed
+torch thread count, and across torch thread counts 1 and 2 for problems below
+``simulator.kernels.torch_bt.SMALL_WORK`` = 2^24 data elements (run on one torch thread);
+above it they differ in the last bits (theta, objective; the certificate by ~1e-8 relative),
+pinned by ``test_torch_fit_above_small_work_differs_only_in_the_last_bits`` (slow).
 """
 
 import hashlib
@@ -260,6 +266,10 @@ def test_the_pin_holds_across_overlapping_threads():
                 pass
 
     with threadpool_limits(2, user_api="blas"):
+        # only the libraries that can run 2 threads show anything: a single-threaded OpenBLAS
+        # build (SCS's, loaded once cvxpy has solved a problem in this process) stays at 1
+        pinned &= {i["filepath"] for i in threadpool_info()
+                   if i["user_api"] == "blas" and i["num_threads"] == 2}
         with bn.one_blas_thread():
             workers = [threading.Thread(target=other_fit) for _ in range(4)]
             for w in workers:
@@ -295,3 +305,143 @@ def test_a_seed_sequence_object_gives_the_same_numbers_twice():
     est = EMMixture(2, seed=ss)
     first = est.fit(datas[0]).theta_.copy()
     np.testing.assert_array_equal(est.fit(datas[0]).theta_, first)  # the same object, refitted
+
+
+# ----------------------------------------------------------------------------- torch back-ends
+# Measured 2026-12-02 (torch 2.13.0+cpu, MKL 2024.2, 2 cores): torch's own raw products depend on
+# its thread count (the Gram of 2,500 x 32 differs by ~7e-13 between 1 and 2 threads), but every
+# torch solver runs a CPU problem of fewer than SMALL_WORK = 2^24 data elements on one torch
+# thread (``simulator.kernels.torch_bt.small_work_one_thread``), so those fits are bit-identical
+# at any torch thread count. Above SMALL_WORK they keep torch's thread count, and a PooledMLE-
+# sized Newton fit of 266,240 x 64 at 1 vs 2 threads differs in theta by 5.4e-16 relative
+# (max |diff| / max |theta|), in the objective by 1.8e-16 and in the certificate (the gradient
+# norm) by 1.4e-8 relative, with the same iteration count; at a fixed thread count it is
+# bit-identical in and across processes.
+TORCH_CASES = {
+    "PooledMLE-torch": lambda: PooledMLE(backend="torch"),
+    "SeparateMLE-torch": lambda: SeparateMLE(backend="torch"),
+    "SharedRep-free-torch": lambda: SharedRep(k=3, weights="free", backend="torch", seed=1),
+    "SharedRep-simplex-torch": lambda: SharedRep(k=3, backend="torch", seed=1),
+    "EM-soft-torch": lambda: EMMixture(3, backend="torch", seed=1, n_restarts=1, max_iter=30),
+}
+
+
+def _torch_threads(torch, n):
+    """Context: torch's intra-op thread count set to n, restored after."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+    return ctx()
+
+
+def test_torch_thread_count_changes_raw_products():
+    # the canary: unpinned, torch's Gram depends on its thread count here; where it does not,
+    # the torch bit-identity tests below cannot show anything
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.standard_normal((2500, 32)))
+    w = torch.from_numpy(rng.random(2500))
+    out = []
+    for t in (1, 2):
+        with _torch_threads(torch, t):
+            out.append(((X * w[:, None]).T @ X).numpy())
+    if out[0].tobytes() == out[1].tobytes():
+        pytest.skip("torch adds the Gram's partial sums in the same order at 1 and 2 threads "
+                    "here; the torch determinism tests are vacuous")
+    np.testing.assert_allclose(out[0], out[1], rtol=0, atol=1e-13 * np.abs(out[0]).max())
+
+
+@pytest.mark.parametrize("name", list(TORCH_CASES))
+def test_torch_fit_is_bit_identical_under_one_and_two_torch_threads(name, datasets):
+    # below SMALL_WORK data elements (2,500 x 32 here) every torch solver runs on one thread
+    torch = pytest.importorskip("torch")
+    est, data = TORCH_CASES[name](), datasets["A"]
+    runs = []
+    for t in (1, 2):
+        with _torch_threads(torch, t):
+            runs.append(_fit(est, data))
+    _assert_same_bits(runs[0], runs[1], name)
+
+
+_TORCH_CHILD = """
+import hashlib, sys, warnings
+import numpy as np
+import torch
+torch.set_num_threads(int(sys.argv[1]))
+from simulator import Population
+from simulator.estimators import EMMixture, PooledMLE, SharedRep
+warnings.simplefilter("ignore")
+pop = Population.shared(16, 3, [0.2, 0.3, 0.5], seed=0, users_per_group=4, base=0.5)
+data = pop.sample(1500, seed=1)
+h = hashlib.sha256()
+for est in (PooledMLE(backend="torch"), SharedRep(k=3, weights="free", backend="torch", seed=1),
+            EMMixture(3, backend="torch", seed=1, n_restarts=1, max_iter=30)):
+    est.fit(data)
+    for v in (est.theta_, est.objective_, est.kkt_residual_, est.n_iter_):
+        h.update(np.ascontiguousarray(np.asarray(v, dtype=np.float64)).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_torch_fits_are_bit_identical_across_fresh_processes():
+    # two fresh processes at the same torch thread count (2), and this one at 1 thread
+    torch = pytest.importorskip("torch")
+    digests = set()
+    for _ in range(2):  # ~5 s each on the shared 2-core machine, most of it importing torch
+        out = subprocess.run([sys.executable, "-c", _TORCH_CHILD, "2"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        digests.add(out)
+    pop = Population.shared(16, 3, [0.2, 0.3, 0.5], seed=0, users_per_group=4, base=0.5)
+    data = pop.sample(1500, seed=1)
+    h = hashlib.sha256()
+    with _torch_threads(torch, 1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est in (PooledMLE(backend="torch"),
+                    SharedRep(k=3, weights="free", backend="torch", seed=1),
+                    EMMixture(3, backend="torch", seed=1, n_restarts=1, max_iter=30)):
+            est.fit(data)
+            for v in (est.theta_, est.objective_, est.kkt_residual_, est.n_iter_):
+                h.update(np.ascontiguousarray(np.asarray(v, dtype=np.float64)).tobytes())
+    digests.add(h.hexdigest())
+    assert len(digests) == 1, digests
+
+
+@pytest.mark.slow
+def test_torch_fit_above_small_work_differs_only_in_the_last_bits():
+    # Above SMALL_WORK elements a torch fit keeps torch's thread count (no pin): between 1 and
+    # 2 threads theta and the objective differ in the last bits (measured 5.4e-16 and 1.8e-16
+    # relative; bound 1e-14), the certificate ||grad|| by 1.4e-8 relative (bound 1e-6: it is a
+    # tiny number at convergence, a difference of round-off terms), iterations not at all; at a
+    # fixed thread count refits are bit-identical. ~10 s (a 266,240 x 64 fit, three times).
+    torch = pytest.importorskip("torch")
+    from simulator.estimators import bt
+    from simulator.kernels.torch_bt import SMALL_WORK
+
+    d = 64
+    n = SMALL_WORK // d + 4096
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    theta = rng.standard_normal(d) / 8
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-X @ theta))).astype(np.int64)
+    fits = {}
+    for t in (1, 2):
+        with _torch_threads(torch, t):
+            fits[t] = bt.fit_bt(X, y, backend="torch")
+    a, b = fits[1], fits[2]
+    assert a.converged and b.converged and a.n_iter == b.n_iter
+    if a.theta.tobytes() == b.theta.tobytes():
+        pytest.skip("this torch build gives the same bits at 1 and 2 threads above SMALL_WORK")
+    assert np.max(np.abs(a.theta - b.theta)) <= 1e-14 * np.max(np.abs(a.theta))
+    assert abs(a.objective - b.objective) <= 1e-14 * abs(a.objective)
+    assert abs(a.kkt_residual - b.kkt_residual) <= 1e-6 * a.kkt_residual
+    with _torch_threads(torch, 2):
+        again = bt.fit_bt(X, y, backend="torch")
+    assert again.theta.tobytes() == b.theta.tobytes()
+    assert again.kkt_residual == b.kkt_residual

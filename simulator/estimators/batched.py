@@ -47,10 +47,22 @@ def _make(estimator_factory, n):
     return ests
 
 
+def _same_value(a, b) -> bool:
+    """Equality of hyperparameter values that may hold arrays (``constraints=(A, b)``)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+    return a == b
+
+
 def _same_config(ests, ignore=("seed",)):
     p0 = {k: v for k, v in ests[0].get_params(deep=False).items() if k not in ignore}
     return all(type(e) is type(ests[0])
-               and {k: v for k, v in e.get_params(deep=False).items() if k not in ignore} == p0
+               and _same_value({k: v for k, v in e.get_params(deep=False).items()
+                                if k not in ignore}, p0)
                for e in ests)
 
 
@@ -89,9 +101,11 @@ def fit_many(estimator_factory, datasets, *, backend: str = "torch", device: str
     if isinstance(getattr(e0, "lam", None), str):
         # lam = "auto" / "cv" is resolved per data set by the estimator's own fit.
         return [e.fit(d) for e, d in zip(ests, datasets)]
-    if isinstance(e0, PooledMLE) and e0.norm_bound is None:
+    # the batched torch Newton solves unconstrained ridge problems only
+    plain = getattr(e0, "norm_bound", None) is None and getattr(e0, "constraints", None) is None
+    if isinstance(e0, PooledMLE) and plain:
         return _pooled(ests, datasets)
-    if isinstance(e0, SeparateMLE) and e0.norm_bound is None:
+    if isinstance(e0, SeparateMLE) and plain:
         return _separate(ests, datasets)
     if (isinstance(e0, SharedRep) and e0.solver == "altmin"
             and len({d.n_groups for d in datasets}) == 1):

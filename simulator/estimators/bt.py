@@ -14,6 +14,11 @@ uses the mean; the minimiser is the same with ``lambda_mean = lam / n``).
 
 :func:`bt_objective` is the plain-numpy reference; the numba kernels
 (:mod:`simulator.kernels.bt_numba`) compute the same (f, g, H) in one pass and are tested against it.
+
+Linear equality constraints ``A theta = b`` (:func:`fit_bt` ``constraints``) are solved exactly
+by the null-space reduction ``theta = theta_p + N z`` (:func:`_fit_constrained`): an
+unconstrained fit in ``z`` with features ``X N`` and fixed margin offsets ``X theta_p``, which
+every back-end's kernels take; its gradient certificate is the constrained KKT condition.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from scipy.linalg import get_lapack_funcs
 
 from ..validation import InvalidParameterError, check_array, check_int, check_real, check_str
 
-__all__ = ["bt_objective", "fit_bt", "separable", "check_sample_weight", "BTFit", "BTConvergenceWarning",
-           "MLENotExistWarning", "BACKENDS"]
+__all__ = ["bt_objective", "fit_bt", "separable", "check_sample_weight", "check_constraints",
+           "LinearConstraints", "BTFit", "BTConvergenceWarning", "MLENotExistWarning", "BACKENDS"]
 
 BACKENDS = ("numba", "numpy", "torch")
 
@@ -65,8 +70,91 @@ def check_xy(X, y):
     return X, np.ascontiguousarray(y0, dtype=np.int8)
 
 
-def bt_objective(theta, X, y, lam: float = 0.0, sample_weight=None):
+@dataclass(frozen=True)
+class LinearConstraints:
+    r"""Linear equality constraints ``A theta = b`` on the BT parameter, checked and factorised
+    (:func:`check_constraints`).
+
+    With the SVD ``A = U S V^T`` (full row rank m < d), ``theta_p = V_m S^{-1} U^T b`` is the
+    minimum-norm feasible point (it lies in row(A)) and ``N = V_{m+1..d}`` is an orthonormal
+    basis of null(A), so the feasible set is ``{theta_p + N z : z in R^{d-m}}`` and
+    ``||theta||^2 = ||theta_p||^2 + ||z||^2`` (the two parts are orthogonal).
+    """
+
+    A: np.ndarray  # (m, d)
+    b: np.ndarray  # (m,)
+    N: np.ndarray  # (d, d - m), orthonormal columns spanning null(A)
+    theta_p: np.ndarray  # (d,), minimum-norm solution of A theta = b
+    pinv: np.ndarray  # (d, m), the pseudo-inverse of A
+
+    def to_z(self, theta):
+        """Coordinates of the projection of ``theta`` onto the feasible set."""
+        return self.N.T @ (theta - self.theta_p)
+
+    def to_theta(self, z):
+        """``theta_p + N z``, with one step of iterative refinement so that ``A theta = b``
+        holds to the round-off of one product (not of the whole chain)."""
+        theta = self.theta_p + self.N @ z
+        return theta - self.pinv @ (self.A @ theta - self.b)
+
+
+def check_constraints(constraints, d: int, name: str = "constraints"):
+    """``constraints`` as :class:`LinearConstraints` (None stays None), or an
+    :class:`~simulator.validation.InvalidParameterError` naming it.
+
+    ``constraints`` is a pair ``(A, b)``: ``A`` a finite real (m, d) array with
+    ``1 <= m < d`` and full row rank m (numerical rank: singular values above
+    ``max(m, d) * eps * s_max``), ``b`` a finite real (m,) array. A rank-deficient ``A`` is
+    refused even when ``b`` is consistent (drop the redundant rows); the message says whether
+    ``b`` is consistent. A full-row-rank ``A`` with m < d is always consistent.
+    """
+    if constraints is None:
+        return None
+    if isinstance(constraints, LinearConstraints):
+        constraints = (constraints.A, constraints.b)
+    if not isinstance(constraints, (tuple, list)) or len(constraints) != 2:
+        raise InvalidParameterError(f"{name} must be None or a pair (A, b) of an (m, d) array "
+                                    f"and an (m,) array (A theta = b); got "
+                                    f"{type(constraints).__name__} {str(constraints)[:60]}")
+    A = check_array(constraints[0], f"{name} A", ndim=2)
+    b = check_array(constraints[1], f"{name} b", ndim=1)
+    m = A.shape[0]
+    if A.shape[1] != d:
+        raise InvalidParameterError(f"{name} A must have d = {d} columns (one per entry of "
+                                    f"theta); got shape {A.shape}")
+    if not 1 <= m < d:
+        raise InvalidParameterError(f"{name} A must have 1 <= m < d = {d} rows (m >= d "
+                                    f"full-rank constraints leave no free parameter); got "
+                                    f"shape {A.shape}")
+    if b.shape != (m,):
+        raise InvalidParameterError(f"{name} b must have shape ({m},) (one entry per row of "
+                                    f"A); got {b.shape}")
+    U, S, Vt = np.linalg.svd(A, full_matrices=True)
+    rank = int(np.count_nonzero(S > max(m, d) * np.finfo(np.float64).eps * S[0])) if S[0] > 0 \
+        else 0
+    if rank < m:
+        # b is consistent iff it lies in range(A) = span(U[:, :rank])
+        Ur = U[:, :rank]
+        resid = float(np.linalg.norm(b - Ur @ (Ur.T @ b)))
+        consistent = resid <= 1e-10 * max(float(np.linalg.norm(b)), 1.0)
+        tail = ("b is consistent with A: drop the redundant rows" if consistent else
+                f"b is also inconsistent with A (no theta satisfies A theta = b; least-squares "
+                f"residual {resid:.3g})")
+        raise InvalidParameterError(f"{name} A must have full row rank m = {m}; its numerical "
+                                    f"rank is {rank} (singular values "
+                                    f"{np.array2string(S, precision=3)}); {tail}")
+    Vm = Vt[:m]
+    pinv = Vm.T @ (U.T / S[:, None])
+    theta_p = pinv @ b
+    N = np.ascontiguousarray(Vt[m:].T)
+    return LinearConstraints(A=A, b=b, N=N, theta_p=theta_p, pinv=pinv)
+
+
+def bt_objective(theta, X, y, lam: float = 0.0, sample_weight=None, offset=None):
     """Reference (numpy) value, gradient and Hessian of the penalised BT objective.
+
+    ``offset`` (n,), optional: fixed offsets ``o_i`` of the margins, ``x_i^T theta + o_i``
+    (the reduced problem of a fit under linear equality constraints, :func:`fit_bt`).
 
     Returns
     -------
@@ -76,7 +164,7 @@ def bt_objective(theta, X, y, lam: float = 0.0, sample_weight=None):
     """
     theta = np.asarray(theta, dtype=np.float64)
     s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
-    t = s * (X @ theta)
+    t = s * (X @ theta if offset is None else X @ theta + offset)
     w = np.ones_like(t) if sample_weight is None else np.asarray(sample_weight, np.float64)
     p = 0.5 * (1.0 + np.tanh(0.5 * t))  # sigma(t), overflow-free
     f = float(np.sum(w * np.logaddexp(0.0, -t)) + 0.5 * lam * theta @ theta)
@@ -85,29 +173,38 @@ def bt_objective(theta, X, y, lam: float = 0.0, sample_weight=None):
     return f, g, H
 
 
-def _numpy_loss(theta, X, y, w):
-    t = (2.0 * y - 1.0) * (X @ theta)
+def _numpy_loss(theta, X, y, w, offset=None):
+    t = (2.0 * y - 1.0) * (X @ theta if offset is None else X @ theta + offset)
     terms = np.logaddexp(0.0, -t)
     return float(np.sum(terms if w is None else w * terms))
 
 
-def _numpy_loss_grad(theta, X, y, w):
-    f, g, _ = bt_objective(theta, X, y, 0.0, w)
+def _numpy_loss_grad(theta, X, y, w, offset=None):
+    f, g, _ = bt_objective(theta, X, y, 0.0, w, offset)
     return f, g
 
 
-def _kernels(backend):
-    """(loss_grad_hess, loss_grad, loss) of the unpenalised objective for a back-end."""
+def _kernels(backend, offset=None):
+    """(loss_grad_hess, loss_grad, loss) of the unpenalised objective for a back-end, each
+    ``fn(theta, X, y, w)``; with ``offset`` (n,) the margins are ``X theta + offset``."""
     if backend == "numba":
         from ..kernels import bt_numba
 
         # The solver uses H only as a Newton matrix: float32 chunk products are accurate enough
         # (relative 1e-7, so a Newton step still contracts the error by about that factor).
-        return (lambda th, X, y, w: bt_numba.loss_grad_hess(th, X, y, w, hess32=True),
-                bt_numba.loss_grad, bt_numba.loss)
+        if offset is None:
+            return (lambda th, X, y, w: bt_numba.loss_grad_hess(th, X, y, w, hess32=True),
+                    bt_numba.loss_grad, bt_numba.loss)
+        return (lambda th, X, y, w: bt_numba.loss_grad_hess(th, X, y, w, True, offset),
+                lambda th, X, y, w: bt_numba.loss_grad(th, X, y, w, offset),
+                lambda th, X, y, w: bt_numba.loss(th, X, y, w, offset))
     if backend == "numpy":
-        return ((lambda th, X, y, w: bt_objective(th, X, y, 0.0, w)), _numpy_loss_grad,
-                _numpy_loss)
+        if offset is None:
+            return ((lambda th, X, y, w: bt_objective(th, X, y, 0.0, w)), _numpy_loss_grad,
+                    _numpy_loss)
+        return (lambda th, X, y, w: bt_objective(th, X, y, 0.0, w, offset),
+                lambda th, X, y, w: _numpy_loss_grad(th, X, y, w, offset),
+                lambda th, X, y, w: _numpy_loss(th, X, y, w, offset))
     raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
 
 
@@ -138,7 +235,10 @@ class BTFit:
     """Result of :func:`fit_bt`, with its certificate.
 
     ``kkt_residual`` is the norm of the gradient of the Lagrangian at ``theta``: the gradient of
-    ``f + lam/2 ||theta||^2`` plus ``mu theta`` for an active norm bound. ``converged`` is True
+    ``f + lam/2 ||theta||^2`` plus ``mu theta`` for an active norm bound. Under linear equality
+    constraints ``A theta = b`` it is the *projected* gradient ``||N^T grad||`` (``N`` an
+    orthonormal basis of null(A)), which is ``min_nu ||grad + A^T nu||``: the residual of the
+    Lagrangian's stationarity at the multipliers ``multipliers`` (``nu``, (m,)). ``converged`` is True
     exactly when ``kkt_residual <= tol * sum(w)`` (and, with a bound, ``||theta||`` equals it to
     1e-8 relative or ``mu = 0``), or when the exact float64 Newton step is below 1e-13
     ``||theta||`` (``status = "roundoff"``: no float64 point is closer to the optimum; this is
@@ -156,6 +256,8 @@ class BTFit:
     n_hess: int = 0  # data passes that also computed the Hessian (the compute-bound ones)
     status: str = "converged"
     message: str = ""
+    # Lagrange multipliers nu of A theta = b (least squares; None without constraints)
+    multipliers: np.ndarray | None = None
 
     @property
     def kkt_residual(self) -> float:
@@ -198,6 +300,15 @@ def separable(X, y, sample_weight=None) -> bool:
     We maximise :math:`\sum_i a_i^\top\theta` over :math:`\{a_i^\top\theta \ge 0,
     \lVert\theta\rVert_\infty \le 1\}` (HiGHS) and verify the LP's answer in float64.
     A direction in the null space of X (an all-zero column) is not an escape direction.
+
+    Under linear equality constraints ``A theta = b`` (``theta = theta_p + N z``, :func:`fit_bt`)
+    the reduced problem has features ``X N`` and fixed offsets ``o_i = x_i^T theta_p``. The
+    offsets do not change the question: ``F(z) = sum_i w_i softplus(-(a_i^T z + c_i))`` has the
+    recession function ``sum_i w_i max(-a_i^T v, 0)`` whatever the ``c_i``, so the minimum is
+    attained iff no ``v`` has ``a_i^T v >= 0`` for all i and ``> 0`` for one (coercive on the
+    complement of the directions of constancy otherwise). So the constrained MLE exists iff
+    ``separable(X @ N, y, w)`` is False: no separating direction inside null(A). A constraint
+    can only make the MLE exist (null(A) is a subspace), never destroy it.
     """
     from scipy.optimize import linprog
 
@@ -346,7 +457,7 @@ def newton_minimize(fg, hess, fonly, theta, *, scale, tol, max_iter, chord_ratio
     return theta, f, g, converged
 
 
-def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
+def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None, offset=None):
     """Damped Newton with a lazily refreshed Hessian and Armijo backtracking on
     f + lam/2 ||theta||^2.
 
@@ -367,13 +478,14 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     matrix).
 
     This loop is the reference; the numba back-end runs the same algorithm compiled
-    (:func:`simulator.kernels.newton_numba.newton`).
+    (:func:`simulator.kernels.newton_numba.newton`). ``offset`` (n,): the margins are
+    ``X theta + offset`` (a fit under linear equality constraints).
     """
     if backend == "numba":
-        return _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init)
+        return _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init, offset)
     from ..kernels import newton_numba as nn
 
-    lgh, lg, loss_only = _kernels(backend)
+    lgh, lg, loss_only = _kernels(backend, offset)
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
     eye = np.eye(theta.size)
 
@@ -483,23 +595,29 @@ def _newton(X, y, w, lam, theta, tol, max_iter, backend, H_init=None):
     return theta, f, _norm(g), it, n_evals, status, H, n_hess, fresh
 
 
-def _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init):
+def _newton_compiled(X, y, w, lam, theta, tol, max_iter, H_init, offset=None):
     from ..kernels import bt_numba, newton_numba
 
     n, d = X.shape
     has_w = w is not None
+    # without an offset the compiled solver is called as before offsets existed (o omitted)
+    extra = () if offset is None else (np.ascontiguousarray(offset, dtype=np.float64),)
     th, f, gn, it, ne, status, H, nh, fresh = newton_numba.newton(
         X, y, w if has_w else bt_numba._EMPTY, has_w, bt_numba._blocks(n), float(lam),
         np.array(theta, dtype=np.float64), float(tol), int(max_iter),
         np.zeros((d, d)) if H_init is None else np.ascontiguousarray(H_init, dtype=np.float64),
-        H_init is not None, bt_numba.threaded(n, d, False), bt_numba.threaded(n, d, True))
+        H_init is not None, bt_numba.threaded(n, d, False), bt_numba.threaded(n, d, True),
+        *extra)
     return th, float(f), float(gn), int(it), int(ne), int(status), H, int(nh), bool(fresh)
 
 
 def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
            norm_bound: float | None = None, tol: float = 1e-9, max_iter: int = 100,
-           backend: str = "numba", device: str = "cpu", check_input: bool = True) -> BTFit:
-    """Minimise the BT objective (module docstring) by Newton's method.
+           backend: str = "numba", device: str = "cpu", check_input: bool = True,
+           constraints=None) -> BTFit:
+    """Minimise the BT objective (module docstring) by Newton's method, optionally under linear
+    equality constraints ``A theta = b`` (:func:`check_constraints`; the reduction is stated in
+    :func:`_fit_constrained`).
 
     Parameters
     ----------
@@ -510,11 +628,13 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
     sample_weight : array (n,), optional
         Non-negative weights ``w_i`` (EM responsibilities).
     theta_init : array (d,), optional
-        Warm start.
+        Warm start (with ``constraints``: projected onto ``{A theta = b}``).
     norm_bound : float, optional
         Constrain ``||theta|| <= norm_bound``. Solved exactly through its KKT condition: the
         constrained optimum is the ridge solution with the extra multiplier ``mu`` for which
-        the norm equals the bound, found by bisection on ``log mu``.
+        the norm equals the bound, found by bisection on ``log mu``. With ``constraints`` it
+        must exceed the norm of the least-norm feasible point ``||theta_p||`` (the reduced
+        problem's bound is ``sqrt(norm_bound^2 - ||theta_p||^2)``).
     tol : float
         Stop when the gradient of the mean objective has norm ``<= tol``.
     max_iter : int
@@ -526,6 +646,13 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
         Validate ``X`` and ``y`` (as scikit-learn's ``check_input``). Estimators pass False for
         the rows of a :class:`~simulator.data.PreferenceData`, validated when it was built: the
         finiteness pass over ``X`` costs about a sixth of a fit at n = 1e6, d = 32.
+    constraints : (A, b), optional
+        Linear equality constraints ``A theta = b``: ``A`` an (m, d) finite array of full row
+        rank with ``1 <= m < d``, ``b`` an (m,) finite array (e.g. sum-to-zero:
+        ``(np.ones((1, d)), [0.0])``). The fit certifies the constrained KKT conditions
+        (:class:`BTFit`: ``kkt_residual`` is the projected gradient, ``multipliers`` the
+        Lagrange multipliers), and ``A theta = b`` holds to round-off. With ``lam = 0`` the
+        MLE exists iff the data are not separable inside null(A) (:func:`separable`).
 
     Returns
     -------
@@ -549,6 +676,13 @@ def fit_bt(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
                                                                  copy=True)
     if theta.shape != (d,):
         raise InvalidParameterError(f"theta_init must have shape ({d},); got {theta.shape}")
+    lc = check_constraints(constraints, d)
+    if lc is not None:
+        if backend != "torch" and device != "cpu":
+            raise InvalidParameterError(f"device {device!r} needs backend='torch'; backend "
+                                        f"{backend!r} runs on cpu")
+        return _fit_constrained(X, y, w, lam, theta, theta_init is None, norm_bound, tol,
+                                max_iter, backend, device, lc)
 
     if backend == "torch":
         return _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device)
@@ -573,17 +707,19 @@ def _pinned_blas(backend):
     return bt_numba.one_blas_thread()
 
 
-def _fit_cpu(X, y, w, lam, theta, cold, norm_bound, tol, max_iter, backend):
+def _fit_cpu(X, y, w, lam, theta, cold, norm_bound, tol, max_iter, backend, offset=None):
     n, d = X.shape
     scale = float(n if w is None else max(np.sum(w), 1e-300))
     H_init, n_warm = None, 0
     if cold and _warm_start_applies(n, d):
-        theta, H_init, n_warm = _subsample_start(X, y, w, lam, max_iter, backend)
+        theta, H_init, n_warm = _subsample_start(X, y, w, lam, max_iter, backend, offset)
     theta, f, gn, it, ne, code, _H, n_hess, _fr = _newton(X, y, w, lam, theta, tol, max_iter,
-                                                          backend, H_init)
+                                                          backend, H_init, offset)
     status = STATUS[code]
     ne += n_warm
-    if lam == 0 and _separability_suspected(X, y, w, theta, status):
+    # the existence of the MLE does not depend on an offset (separable's docstring): the LP
+    # is on the features alone
+    if lam == 0 and _separability_suspected(X, y, w, theta, status, offset):
         if separable(X, y, w):
             status = "separable"
         elif status == "diverging":
@@ -591,7 +727,7 @@ def _fit_cpu(X, y, w, lam, theta, cold, norm_bound, tol, max_iter, backend):
     fit = BTFit(theta, f, gn, it, ne, status in CERTIFIED, n_hess=n_hess, status=status,
                 message=_message(status, gn, tol, scale))
     if norm_bound is not None and (status == "separable" or np.linalg.norm(theta) > norm_bound):
-        return _fit_norm_bound(X, y, w, lam, norm_bound, fit, tol, max_iter, backend)
+        return _fit_norm_bound(X, y, w, lam, norm_bound, fit, tol, max_iter, backend, offset)
     if status == "separable":
         warnings.warn(fit.message, MLENotExistWarning, stacklevel=3)
     return fit
@@ -610,22 +746,24 @@ def _ranks_all_correctly(X, y, w, theta):
 _EIG_CHECK_MAX_D = 1024
 
 
-def _separability_suspected(X, y, w, theta, status):
+def _separability_suspected(X, y, w, theta, status, offset=None):
     """Cheap triggers for the exact LP test (lam = 0 only): the iterates diverged or stopped
     early, the estimate ranks every comparison correctly, or the float64 Hessian at the
-    estimate is (numerically) singular, as it is along a quasi-separating direction."""
+    estimate is (numerically) singular, as it is along a quasi-separating direction. (With an
+    offset, ``theta`` ranking every comparison by its feature part alone is a separating
+    direction of the features, the question the LP decides.)"""
     if status not in CERTIFIED or _ranks_all_correctly(X, y, w, theta):
         return True
     if not np.all(np.isfinite(theta)):
         return True
     if X.shape[1] > _EIG_CHECK_MAX_D:
         return False  # forming and decomposing H would cost more than the fit itself
-    H = bt_objective(theta, X, y, 0.0, w)[2]
+    H = bt_objective(theta, X, y, 0.0, w, offset)[2]
     ev = np.linalg.eigvalsh(H)
     return bool(ev[0] <= 1e-10 * max(ev[-1], 1e-300))
 
 
-def _subsample_start(X, y, w, lam, max_iter, backend):
+def _subsample_start(X, y, w, lam, max_iter, backend, offset=None):
     """Start point and first Newton matrix for the full problem from every
     WARM_START_STRIDE-th row (module constants; recursive). Returns theta, H, passes (counted
     as one for the whole hierarchy: it reads 1/8 + 1/64 + ... of the data per iteration)."""
@@ -633,6 +771,7 @@ def _subsample_start(X, y, w, lam, max_iter, backend):
     sl = slice(None, None, WARM_START_STRIDE)
     Xs, ys = np.ascontiguousarray(X[sl]), np.ascontiguousarray(y[sl])
     ws = None if w is None else np.ascontiguousarray(w[sl])
+    os_ = None if offset is None else np.ascontiguousarray(offset[sl])
     frac = Xs.shape[0] / n if w is None else (
         float(np.sum(ws)) / max(float(np.sum(w)), 1e-300))
     if not frac > 0:
@@ -640,37 +779,88 @@ def _subsample_start(X, y, w, lam, max_iter, backend):
     lam_s = lam * frac
     theta, H_init = np.zeros(d), None
     if _warm_start_applies(*Xs.shape):
-        theta, H_init, _ = _subsample_start(Xs, ys, ws, lam_s, max_iter, backend)
+        theta, H_init, _ = _subsample_start(Xs, ys, ws, lam_s, max_iter, backend, os_)
     tol_s = WARM_START_TOL * math.sqrt(d / Xs.shape[0])
     th_s, _f, _g, _it, _ne, code, H_s, _nh, fresh = _newton(Xs, ys, ws, lam_s, theta, tol_s,
-                                                            max_iter, backend, H_init)
+                                                            max_iter, backend, H_init, os_)
     if STATUS[code] not in CERTIFIED or not np.all(np.isfinite(th_s)):
         return np.zeros(d), None, 1  # e.g. a subsample without an MLE (lam = 0): start cold
     if not fresh:  # a Hessian at the subsample optimum is a better first matrix than a stale one
-        H_s = _kernels(backend)[0](th_s, Xs, ys, ws)[2] + lam_s * np.eye(d)
+        H_s = _kernels(backend, os_)[0](th_s, Xs, ys, ws)[2] + lam_s * np.eye(d)
     # Rescale the subsample's Newton matrix to the full data.
     return th_s, (H_s - lam_s * np.eye(d)) / frac + lam * np.eye(d), 1
 
 
-def _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device):
+def _fit_torch(X, y, w, lam, theta, norm_bound, tol, max_iter, device, offset=None):
     from ..kernels.torch_bt import fit_bt_batched
 
     if norm_bound is not None:
         raise ValueError("norm_bound is not supported with backend='torch'; use 'numba'")
     res = fit_bt_batched(X[None], y[None], lam=lam, sample_weight=None if w is None else w[None],
-                         theta_init=theta[None], tol=tol, max_iter=max_iter, device=device)
+                         theta_init=theta[None], tol=tol, max_iter=max_iter, device=device,
+                         offset=None if offset is None else offset[None])
     theta, gn = res.theta[0], float(res.grad_norm[0])
     scale = float(X.shape[0] if w is None else max(np.sum(w), 1e-300))
     status = "converged" if res.converged[0] else (
         "max_iter" if int(res.n_iter[0]) >= max_iter else "stalled")
-    if lam == 0 and _separability_suspected(X, y, w, theta, status) and separable(X, y, w):
+    if lam == 0 and _separability_suspected(X, y, w, theta, status, offset) and \
+            separable(X, y, w):
         status = "separable"
         warnings.warn(_message(status, gn, tol, scale), MLENotExistWarning, stacklevel=3)
     return BTFit(theta, float(res.objective[0]), gn, int(res.n_iter[0]), int(res.n_iter[0]) + 1,
                  status == "converged", status=status, message=_message(status, gn, tol, scale))
 
 
-def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):
+def _fit_constrained(X, y, w, lam, theta, cold, norm_bound, tol, max_iter, backend, device, lc):
+    r"""The BT fit under ``A theta = b``, reduced to an unconstrained one.
+
+    With ``theta = theta_p + N z`` (:class:`LinearConstraints`: ``theta_p`` in row(A), ``N``
+    an orthonormal basis of null(A)), ``x_i^T theta = (N^T x_i)^T z + x_i^T theta_p`` and
+    ``||theta||^2 = ||z||^2 + ||theta_p||^2``, so
+
+    .. math::
+
+        \min_{A\theta = b} f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2
+        = \min_z \sum_i w_i\,\mathrm{softplus}\big(-s_i (\tilde x_i^\top z + o_i)\big)
+          + \tfrac{\lambda}{2}\lVert z\rVert^2 + \tfrac{\lambda}{2}\lVert\theta_p\rVert^2,
+
+    with features ``X N`` (rows :math:`\tilde x_i = N^\top x_i`) and offsets ``o = X theta_p``
+    (:math:`o_i = x_i^\top\theta_p`; absent when ``b = 0``, since then
+    ``theta_p = 0``): the unconstrained fit of the module, on every back-end. Its gradient is
+    ``N^T grad_theta``, so its certificate ``||g_z|| <= tol * sum(w)`` is the constrained KKT
+    condition (projected gradient; the multipliers ``nu = -(A^+)^T grad_theta`` are reported).
+    A norm bound ``||theta|| <= R`` is ``||z|| <= sqrt(R^2 - ||theta_p||^2)``.
+    """
+    R_z = None
+    if norm_bound is not None:
+        pn2 = float(lc.theta_p @ lc.theta_p)
+        if not norm_bound ** 2 > pn2:
+            raise InvalidParameterError(
+                f"norm_bound must exceed the norm of the least-norm point of the constraints, "
+                f"||theta_p|| = {math.sqrt(pn2):.6g} (no other feasible theta is shorter; at "
+                f"equality theta_p is the only one); got {norm_bound!r}")
+        R_z = math.sqrt(norm_bound ** 2 - pn2)
+    with _pinned_blas(backend):  # the products with X too, so that a fit is bit-reproducible
+        Z = np.ascontiguousarray(X @ lc.N)
+        offset = np.ascontiguousarray(X @ lc.theta_p) if np.any(lc.theta_p != 0) else None
+        z0 = lc.to_z(theta)
+        if backend == "torch":
+            fz = _fit_torch(Z, y, w, lam, z0, R_z, tol, max_iter, device, offset)
+        else:
+            fz = _fit_cpu(Z, y, w, lam, z0, cold, R_z, tol, max_iter, backend, offset)
+        th = lc.to_theta(fz.theta)
+        # the multipliers from the full-space gradient of the Lagrangian (one more pass over
+        # X): grad + A^T nu = 0 in the least-squares sense
+        nu = np.full(lc.b.shape, np.nan)
+        if np.all(np.isfinite(th)):
+            g = _kernels(backend if backend == "numba" else "numpy")[1](th, X, y, w)[1]
+            nu = -lc.pinv.T @ (g + (lam + fz.mu) * th)
+    return BTFit(th, fz.objective + 0.5 * lam * float(lc.theta_p @ lc.theta_p), fz.grad_norm,
+                 fz.n_iter, fz.n_evals, fz.converged, mu=fz.mu, n_hess=fz.n_hess,
+                 status=fz.status, message=fz.message, multipliers=nu)
+
+
+def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend, offset=None):
     """``min f(theta) + lam/2 ||theta||^2 s.t. ||theta|| <= bound`` through its KKT condition:
     the solution is the ridge solution at ``lam + mu`` for the multiplier ``mu > 0`` at which
     ``||theta(mu)|| = bound``. ``||theta(mu)||`` decreases in mu: bracket, then bisect on
@@ -681,7 +871,8 @@ def _fit_norm_bound(X, y, w, lam, bound, fit, tol, max_iter, backend):
 
     def solve(mu, th0):
         nonlocal total_iter, total_evals
-        th, f, gn, it, ne, code, *_ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend)
+        th, f, gn, it, ne, code, *_ = _newton(X, y, w, lam + mu, th0, tol, max_iter, backend,
+                                              offset=offset)
         total_iter += it
         total_evals += ne
         return th, f, gn, STATUS[code]

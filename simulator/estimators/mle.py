@@ -7,7 +7,9 @@
 Both minimise the objective of :mod:`simulator.estimators.bt` (sum of negative log-likelihoods
 plus ``lam / 2 ||theta||^2``) by Newton's method. ``lam`` is a number, ``"auto"`` (scaled to the
 features) or ``"cv"`` (chosen by held-out likelihood, per group for :class:`SeparateMLE`); see
-:mod:`simulator.estimators.regularisation`.
+:mod:`simulator.estimators.regularisation`. ``constraints=(A, b)`` restricts every fitted
+``theta`` to ``A theta = b`` (e.g. sum-to-zero), solved exactly by
+:func:`~simulator.estimators.bt.fit_bt`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,34 @@ from .base import (
     one_blas_thread_fit,
     require_every_group,
 )
-from .bt import BACKENDS, BTConvergenceWarning, check_sample_weight, fit_bt
+from .bt import BACKENDS, BTConvergenceWarning, check_constraints, check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
 __all__ = ["PooledMLE", "SeparateMLE"]
+
+
+def _check_constraints_param(value, name, per_unit=False):
+    """The data-independent part of the ``constraints`` check (its shapes need ``d`` and are
+    checked in ``fit`` by :func:`~simulator.estimators.bt.check_constraints`): None, a pair
+    ``(A, b)`` or, where ``per_unit``, a dict ``{unit: (A, b) or None}``."""
+    if value is None:
+        return value
+    if per_unit and isinstance(value, dict):
+        for key, item in value.items():
+            if not (isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+                    and key >= 0):
+                raise InvalidParameterError(f"{name} keys must be unit indices (int >= 0); "
+                                            f"got {key!r}")
+            if item is not None and not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise InvalidParameterError(f"{name}[{key}] must be None or a pair (A, b); got "
+                                            f"{type(item).__name__}")
+        return value
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        allowed = ("None, a pair (A, b) or a dict {unit: (A, b)}" if per_unit else
+                   "None or a pair (A, b)")
+        raise InvalidParameterError(f"{name} must be {allowed} (A theta = b with A an (m, d) "
+                                    f"array and b an (m,) array); got {type(value).__name__}")
+    return value
 
 
 class _BTMLE(PreferenceEstimator):
@@ -41,11 +67,12 @@ class _BTMLE(PreferenceEstimator):
         "n_folds": Int(2),
         "seed": Seed(),
         "unit": Custom(check_unit),
+        "constraints": Custom(_check_constraints_param),
     }
 
     def __init__(self, lam: float | str = 1e-4, norm_bound: float | None = None,
                  tol: float = 1e-9, max_iter: int = 100, backend: str = "numba",
-                 device: str = "cpu", n_folds: int = 5, seed=0):
+                 device: str = "cpu", n_folds: int = 5, seed=0, constraints=None):
         self.lam = lam
         self.norm_bound = norm_bound
         self.tol = tol
@@ -54,6 +81,7 @@ class _BTMLE(PreferenceEstimator):
         self.device = device
         self.n_folds = n_folds
         self.seed = seed
+        self.constraints = constraints
 
     def _validate_params(self):
         super()._validate_params()  # the table above: types, ranges, options
@@ -68,24 +96,30 @@ class _BTMLE(PreferenceEstimator):
         self._validate_params()
         return data, sample_weight
 
-    def _fit_one(self, X, y, w, theta_init=None, label="", lam=None):
+    def _fit_one(self, X, y, w, theta_init=None, label="", lam=None, constraints=None):
         res = fit_bt(X, y, lam=self.lam if lam is None else lam, sample_weight=w,
                      theta_init=theta_init, norm_bound=self.norm_bound, tol=self.tol,
                      max_iter=self.max_iter, backend=self.backend, device=self.device,
-                     check_input=False)
+                     check_input=False, constraints=constraints)
         if not res.converged and res.status != "separable":  # separable data warned already
             warnings.warn(f"{type(self).__name__}{label}: {res.message}", BTConvergenceWarning,
                           stacklevel=3)
         return res
 
-    def _cv_fit(self, X, y, w, lam, theta_init):
-        """One fit inside the lam="cv" search (same solver settings as the final fit)."""
+    def _cv_fit(self, X, y, w, lam, theta_init, constraints=None):
+        """One fit inside the lam="cv" search (same solver settings and constraints as the
+        final fit)."""
         return fit_bt(X, y, lam=lam, sample_weight=w, theta_init=theta_init,
                       norm_bound=self.norm_bound, tol=self.tol, max_iter=self.max_iter,
-                      backend=self.backend, device=self.device).theta
+                      backend=self.backend, device=self.device, constraints=constraints).theta
 
-    def _resolve_lam(self, data, w, per_unit):
-        lam, cv = resolve_bt_lam(self.lam, data, self._cv_fit, per_unit=per_unit,
+    def _resolve_lam(self, data, w, per_unit, constraints=None):
+        """``lam_`` from ``lam``; the CV fits (``lam="cv"``) use ``constraints``, one
+        :class:`~simulator.estimators.bt.LinearConstraints` (or None) for every unit."""
+        def cv_fit(X, y, w_rows, lam, theta_init):
+            return self._cv_fit(X, y, w_rows, lam, theta_init, constraints)
+
+        lam, cv = resolve_bt_lam(self.lam, data, cv_fit, per_unit=per_unit,
                                  sample_weight=w, n_folds=self.n_folds, seed=self.seed)
         for name in ("cv_scores_", "cv_result_"):
             self.__dict__.pop(name, None)
@@ -131,6 +165,23 @@ _COMMON_DOC = """norm_bound : float, optional
     seed : int, SeedSequence or Generator, default 0
         Fold assignment of ``lam="cv"`` (the only randomness; ignored otherwise)."""
 
+_CONSTRAINTS_DOC = """constraints : (A, b), optional
+        Linear equality constraints ``A theta = b`` on the fitted reward: ``A`` an (m, d)
+        array of full row rank with ``1 <= m < d``, ``b`` (m,); e.g. sum-to-zero
+        ``(np.ones((1, d)), [0.0])``. Solved exactly (:func:`~simulator.estimators.bt.fit_bt`:
+        ``theta = theta_p + N z``, an unconstrained fit in ``z``); ``kkt_residual_`` is then the
+        projected gradient and ``multipliers_`` the Lagrange multipliers. The ridge is still
+        ``lam / 2 ||theta||^2``; ``lam="cv"`` fits every candidate under the constraints."""
+
+_SEP_CONSTRAINTS_DOC = """constraints : (A, b) or dict, optional
+        Linear equality constraints ``A theta_u = b``: one pair ``(A, b)`` for every unit (as
+        :class:`PooledMLE`'s), or a dict ``{unit index: (A, b) or None}`` giving each unit its
+        own (units not in the dict, or mapped to None, are unconstrained; keys are group
+        indices, or user ids for ``unit="user"``). ``lam="cv"`` with a dict is refused (the
+        CV search fits every unit through one callback that does not know the unit); use a
+        shared pair or a numeric ``lam`` there. With constraints ``backend="torch"`` fits the
+        units one by one (each a batch of one)."""
+
 
 class PooledMLE(_BTMLE):
     __doc__ = f"""One BT reward for all groups (uniform RLHF).
@@ -139,6 +190,7 @@ class PooledMLE(_BTMLE):
     ----------
     {_LAM_DOC}
     {_COMMON_DOC}
+    {_CONSTRAINTS_DOC}
 
     Attributes
     ----------
@@ -154,6 +206,8 @@ class PooledMLE(_BTMLE):
     objective_, grad_norm_, kkt_residual_, status_, n_iter_, converged_
         The certificate: ``converged_`` means ``kkt_residual_ <= tol * n`` (sum of weights);
         ``status_`` says why the solver stopped otherwise (and a warning gave the remedy).
+    multipliers_ : array (m,) or None
+        Lagrange multipliers of ``constraints`` (None without them).
     """
 
     _fit_params = ("sample_weight",)
@@ -170,8 +224,10 @@ class PooledMLE(_BTMLE):
         """
         data, sample_weight = self._start_fit(data, fit_params)
         w = check_sample_weight(sample_weight, data.n)
-        lam = float(self._resolve_lam(data, w, per_unit=False))
-        res = self._fit_one(data.X, data.y, w, lam=lam)
+        lc = check_constraints(self.constraints, data.d)
+        lam = float(self._resolve_lam(data, w, per_unit=False, constraints=lc))
+        res = self._fit_one(data.X, data.y, w, lam=lam, constraints=lc)
+        self.multipliers_ = res.multipliers
         self.lam_ = lam
         self.coef_ = res.theta
         self.theta_ = np.tile(res.theta, (data.n_groups, 1))
@@ -197,6 +253,7 @@ class SeparateMLE(_BTMLE):
     {_LAM_DOC}
     {_COMMON_DOC}
     {_UNIT_DOC}
+    {_SEP_CONSTRAINTS_DOC}
 
     Attributes
     ----------
@@ -212,16 +269,40 @@ class SeparateMLE(_BTMLE):
     n_iter_ : array (U,) of int
     converged_ : bool
         True when every group's fit converged; per group in ``converged_groups_``.
+    multipliers_ : list of (array (m_u,) or None), or None
+        Per unit, the Lagrange multipliers of its constraints (None for an unconstrained
+        unit); None without ``constraints``.
     """
 
     _fit_params = ("sample_weight",)
+    _parameter_constraints = {
+        **_BTMLE._parameter_constraints,
+        "constraints": Custom(lambda v, name: _check_constraints_param(v, name, per_unit=True)),
+    }
 
     def __init__(self, lam: float | str = 1e-4, norm_bound: float | None = None,
                  tol: float = 1e-9, max_iter: int = 100, backend: str = "numba",
-                 device: str = "cpu", n_folds: int = 5, seed=0, unit: str = "group"):
+                 device: str = "cpu", n_folds: int = 5, seed=0, unit: str = "group",
+                 constraints=None):
         super().__init__(lam=lam, norm_bound=norm_bound, tol=tol, max_iter=max_iter,
-                         backend=backend, device=device, n_folds=n_folds, seed=seed)
+                         backend=backend, device=device, n_folds=n_folds, seed=seed,
+                         constraints=constraints)
         self.unit = unit
+
+    def _unit_constraints(self, U, d):
+        """Per unit, its :class:`~simulator.estimators.bt.LinearConstraints` or None, from the
+        ``constraints`` hyperparameter (pair: shared; dict: per unit), checked against d."""
+        c = self.constraints
+        if c is None:
+            return [None] * U
+        if not isinstance(c, dict):
+            lc = check_constraints(c, d)
+            return [lc] * U
+        bad = [k for k in c if k >= U]
+        if bad:
+            raise InvalidParameterError(f"constraints keys must be unit indices in [0, {U}) "
+                                        f"({U} {self.unit}s); got {bad}")
+        return [check_constraints(c.get(u), d, name=f"constraints[{u}]") for u in range(U)]
 
     @one_blas_thread_fit
     def fit(self, data, **fit_params):
@@ -237,7 +318,15 @@ class SeparateMLE(_BTMLE):
         data = data.as_units(check_unit(self.unit))
         require_every_group(data, "SeparateMLE", self.unit)
         w_all = check_sample_weight(sample_weight, data.n)
-        lam = np.asarray(self._resolve_lam(data, w_all, per_unit=True), dtype=np.float64)
+        lcs = self._unit_constraints(data.n_groups, data.d)
+        if isinstance(self.constraints, dict) and isinstance(self.lam, str) and self.lam == "cv":
+            raise InvalidParameterError("constraints given per unit (a dict) cannot be combined "
+                                        "with lam='cv' (the CV search fits every unit through "
+                                        "one callback); use a shared pair (A, b) or a numeric "
+                                        "lam")
+        # shared (or None) for the CV fits: the dict case is refused above
+        lam = np.asarray(self._resolve_lam(data, w_all, per_unit=True, constraints=lcs[0]),
+                         dtype=np.float64)
         self.lam_ = lam
         U, d = data.n_groups, data.d
         self.theta_ = np.zeros((U, d))
@@ -247,11 +336,15 @@ class SeparateMLE(_BTMLE):
         self.n_iter_ = np.zeros(U, dtype=np.int64)
         self.converged_groups_ = np.zeros(U, dtype=bool)
         rows = data.group_rows()
-        if self.backend == "torch" and self.norm_bound is None and np.all(lam == lam[0]):
+        self.multipliers_ = None if self.constraints is None else [None] * U
+        if (self.backend == "torch" and self.norm_bound is None and self.constraints is None
+                and np.all(lam == lam[0])):
             return self._fit_batched(data, w_all, rows, float(lam[0]))
         for u, idx in enumerate(rows):
             res = self._fit_one(data.X[idx], data.y[idx], None if w_all is None else w_all[idx],
-                                label=f" (group {u})", lam=float(lam[u]))
+                                label=f" (group {u})", lam=float(lam[u]), constraints=lcs[u])
+            if self.multipliers_ is not None:
+                self.multipliers_[u] = res.multipliers
             self.theta_[u] = res.theta
             self.objective_[u] = res.objective
             self.grad_norm_[u] = res.grad_norm

@@ -16,6 +16,13 @@ extra trait ``theta0 / ||theta0||`` whose coefficient is learned too (the oracle
 span([B, theta0]); one extra dimension), so ``theta_u = B w_u + a_u theta0``. Since
 ``||B Q w|| = ||w||`` for orthogonal ``Q``, ``theta_`` is invariant to ``B -> B Q``.
 
+Constraints: ``constraints=(A, b)`` asks ``A theta_u = b`` of every group's ``theta_u = Beff c_u``,
+which is the linear constraint ``(A Beff) c_u = b`` on the k (or k + 1) coefficients, fitted by
+:func:`~simulator.estimators.bt.fit_bt` with that constraint. ``A Beff`` may lose rank where
+``A theta = b`` restricts nothing inside span(Beff) (e.g. sum-to-zero when B's columns already
+sum to zero): the redundant rows are dropped when ``b`` is consistent with them, and the fit is
+refused when no ``theta`` in span(Beff) satisfies the constraint or only one does.
+
 Few-shot: :meth:`OracleB.fit_new_users` solves the same per-group problems for users the
 estimator has never seen (B is a hyperparameter, so no earlier ``fit`` is needed); it returns a
 :class:`~.base.NewUsersFit` and leaves the estimator unchanged.
@@ -34,10 +41,15 @@ from .base import (
     one_blas_thread_fit,
     require_every_group,
 )
-from .bt import check_sample_weight, fit_bt
+from .bt import check_constraints, check_sample_weight, fit_bt
 from .regularisation import check_lam, resolve_bt_lam
 
 __all__ = ["OracleB"]
+
+
+def _bad_constraints(value, name):
+    raise InvalidParameterError(f"{name} must be None or a pair (A, b) (A theta = b with A an "
+                                f"(m, d) array and b an (m,) array); got {type(value).__name__}")
 
 
 class OracleB(PreferenceEstimator):
@@ -76,6 +88,11 @@ class OracleB(PreferenceEstimator):
         The units personalised: one ``theta`` per ``data.group``, or per ``data.user`` (the
         fit runs on :meth:`~simulator.data.PreferenceData.as_units`, ``theta_`` has
         ``data.n_users`` rows and comparisons are scored by their user).
+    constraints : (A, b), optional
+        Linear equality constraints ``A theta_u = b`` (A (m, d) of full row rank, m < d) on
+        every unit's reward, i.e. ``(A Beff) c_u = b`` on its coefficients (module docstring:
+        rows that are redundant inside span(Beff) are dropped; refused when span(Beff) holds
+        no feasible ``theta`` or a single one). Also used by :meth:`fit_new_users`.
 
     Attributes
     ----------
@@ -114,10 +131,13 @@ class OracleB(PreferenceEstimator):
         "n_folds": Int(2),
         "seed": Seed(),
         "unit": Custom(check_unit),
+        "constraints": Custom(lambda v, name: v if v is None or (
+            isinstance(v, (tuple, list)) and len(v) == 2) else _bad_constraints(v, name)),
     }
 
     def __init__(self, B, theta0=None, lam: float | str = 1e-4, norm_bound: float | None = None,
-                 tol: float = 1e-9, n_folds: int = 5, seed=0, unit: str = "group"):
+                 tol: float = 1e-9, n_folds: int = 5, seed=0, unit: str = "group",
+                 constraints=None):
         self.B = B
         self.theta0 = theta0
         self.lam = lam
@@ -126,6 +146,7 @@ class OracleB(PreferenceEstimator):
         self.n_folds = n_folds
         self.seed = seed
         self.unit = unit
+        self.constraints = constraints
 
     def _design(self, data):
         """Validated representation ``Beff`` (B, plus the base direction when there is one)."""
@@ -151,10 +172,38 @@ class OracleB(PreferenceEstimator):
             return np.hstack([B, (theta0 / np.linalg.norm(theta0))[:, None]])
         return B
 
-    def _cv_fit(self, Z, y, w, lam, theta_init):
+    def _coef_constraints(self, Beff):
+        """``constraints`` on theta as a constraint on the coefficients: ``(A Beff) c = b``
+        with the rows redundant inside span(Beff) dropped (None when nothing is left)."""
+        lc = check_constraints(self.constraints, Beff.shape[0])
+        if lc is None:
+            return None
+        M = lc.A @ Beff
+        U, S, Vt = np.linalg.svd(M, full_matrices=False)
+        k = Beff.shape[1]
+        # singular values at the round-off of the product (relative to ||A|| ||Beff||, not to
+        # the largest singular value of A Beff, which is itself round-off when A Beff = 0)
+        r = int(np.count_nonzero(S > 1e-10 * np.linalg.norm(lc.A, 2) * np.linalg.norm(Beff, 2)))
+        Ur = U[:, :r]
+        resid = float(np.linalg.norm(lc.b - Ur @ (Ur.T @ lc.b)))
+        if resid > 1e-10 * max(float(np.linalg.norm(lc.b)), 1.0):
+            raise InvalidParameterError(
+                f"constraints: no theta in the span of B (and theta0) satisfies A theta = b "
+                f"(A @ Beff has rank {r}; least-squares residual {resid:.3g})")
+        if r == 0:
+            return None  # every theta in span(Beff) satisfies the constraints
+        if r >= k:
+            raise InvalidParameterError(
+                f"constraints leave no free coefficient: A @ Beff has rank {r} >= k = {k} "
+                f"(the span of B, and theta0, holds one feasible theta at most)")
+        # the r independent rows of the reduced system: S_r V_r^T c = U_r^T b
+        return check_constraints((S[:r, None] * Vt[:r], Ur.T @ lc.b), k,
+                                 name="constraints (on the coefficients, A @ Beff)")
+
+    def _cv_fit(self, Z, y, w, lam, theta_init, constraints=None):
         """One fit inside the lam="cv" search."""
         return fit_bt(Z, y, lam=lam, sample_weight=w, theta_init=theta_init,
-                      norm_bound=self.norm_bound, tol=self.tol).theta
+                      norm_bound=self.norm_bound, tol=self.tol, constraints=constraints).theta
 
     def _solve(self, data, sample_weight, who):
         """One BT fit per group on ``X_u Beff``.
@@ -168,7 +217,12 @@ class OracleB(PreferenceEstimator):
         sw = check_sample_weight(sample_weight, data.n)
         U = data.n_groups
         Z = data.X @ Beff
-        lam, cv = resolve_bt_lam(self.lam, data, self._cv_fit, per_unit=True, X=Z,
+        lc = self._coef_constraints(Beff)
+
+        def cv_fit(Zr, yr, wr, lam, theta_init):
+            return self._cv_fit(Zr, yr, wr, lam, theta_init, lc)
+
+        lam, cv = resolve_bt_lam(self.lam, data, cv_fit, per_unit=True, X=Z,
                                  sample_weight=sw, n_folds=self.n_folds, seed=self.seed)
         coef = np.zeros((Beff.shape[1], U))
         objective = np.zeros(U)
@@ -178,7 +232,7 @@ class OracleB(PreferenceEstimator):
         for u, rows in enumerate(data.group_rows()):
             res = fit_bt(Z[rows], data.y[rows], lam=float(lam[u]),
                          sample_weight=None if sw is None else sw[rows],
-                         norm_bound=self.norm_bound, tol=self.tol)
+                         norm_bound=self.norm_bound, tol=self.tol, constraints=lc)
             coef[:, u] = res.theta
             objective[u] = res.objective
             grad[u] = res.grad_norm

@@ -1,6 +1,7 @@
 """numba kernels for the Bradley–Terry negative log-likelihood (no ridge term).
 
-Reference: :func:`simulator.estimators.bt.bt_objective`. With ``t_i = (2 y_i - 1) <x_i, theta>``,
+Reference: :func:`simulator.estimators.bt.bt_objective`. With ``t_i = (2 y_i - 1) (<x_i, theta> +
+o_i)`` (the offset ``o_i`` is optional, 0 without it),
 
     f = sum_i w_i softplus(-t_i),
     g = -sum_i w_i (2 y_i - 1) sigma(-t_i) x_i,
@@ -19,6 +20,11 @@ of :data:`CHUNK` that stay in cache:
   a general product), in float64, or in float32 when the caller only needs a Newton matrix.
 
 So X is read from memory once per pass, and the Hessian adds compute but no memory traffic.
+
+The offset (``o``, one number per row: ``x_i^T theta_p`` of a fit under linear equality
+constraints, :func:`simulator.estimators.bt.fit_bt`) is an optional trailing argument that
+defaults to ``None``; numba prunes the ``o is None`` branches at compile time, so the kernels
+without an offset are the same machine code as before it existed (bit-identical results).
 """
 
 from __future__ import annotations
@@ -116,15 +122,20 @@ def _log1p_unit(e):
 
 
 @njit(cache=True, fastmath={"contract", "reassoc"}, error_model="numpy")
-def _row_terms(Xc, theta, yc, wc, m, z, e, bits, gc, hw, g_out):
+def _row_terms(Xc, theta, yc, wc, m, z, e, bits, gc, hw, g_out, oc=None):
     """One chunk's rows: returns ``sum_i w_i softplus(-t_i)``, fills ``hw = sqrt(w p (1 - p))``
-    and adds the chunk's gradient into ``g_out``. Branch-free loops, so they vectorise."""
+    and adds the chunk's gradient into ``g_out``. Branch-free loops, so they vectorise.
+    ``oc``: the chunk's offsets, added to the margins in a loop of its own (so that the
+    dot-product loop is the one compiled without them)."""
     d = Xc.shape[1]
     for i in range(m):
         acc = 0.0
         for j in range(d):
             acc += Xc[i, j] * theta[j]
         z[i] = acc
+    if oc is not None:
+        for i in range(m):
+            z[i] += oc[i]
     _exp_neg_abs(z, e, bits, m)
     f = 0.0
     for i in range(m):
@@ -165,9 +176,9 @@ def _add_gram(hw, Xc, m, buf, C, scal, ch, ints, single, H_out):
 
 
 @njit(cache=True)
-def _block(theta, X, y, w, has_w, start, end, want_h, hess32, g_out, H_out):
+def _block(theta, X, y, w, has_w, start, end, want_h, hess32, g_out, H_out, o=None):
     """f over rows [start, end); adds their gradient into g_out and Hessian (lower triangle of
-    the row-major d x d matrix) into H_out."""
+    the row-major d x d matrix) into H_out. ``o``: optional (n,) offsets of the margins."""
     d = X.shape[1]
     z = np.empty(CHUNK)
     e = np.empty(CHUNK)
@@ -194,8 +205,12 @@ def _block(theta, X, y, w, has_w, start, end, want_h, hess32, g_out, H_out):
         c1 = min(c0 + CHUNK, end)
         m = c1 - c0
         Xc = X[c0:c1]
-        f += _row_terms(Xc, theta, y[c0:c1], w[c0:c1] if has_w else ones, m, z, e, bits, gc,
-                        hw, g_out)
+        if o is None:
+            f += _row_terms(Xc, theta, y[c0:c1], w[c0:c1] if has_w else ones, m, z, e, bits,
+                            gc, hw, g_out)
+        else:
+            f += _row_terms(Xc, theta, y[c0:c1], w[c0:c1] if has_w else ones, m, z, e, bits,
+                            gc, hw, g_out, o[c0:c1])
         if want_h:
             if hess32:
                 _add_gram(hw, Xc, m, b32, c32, s32, ch, ints, True, H_out)
@@ -222,28 +237,30 @@ def _edge(b, nblocks, n):
 
 # _pass_parallel and _pass_serial split the rows into the same blocks and sum the block results
 # in the same order, so every result is bit-identical whichever runs and whatever the number of
-# threads; the number of blocks depends on n only (_blocks).
+# threads; the number of blocks depends on n only (_blocks). ``o``: optional (n,) offsets.
 @njit(parallel=True, cache=True)
-def _pass_parallel(theta, X, y, w, has_w, nblocks, want_h, hess32):
+def _pass_parallel(theta, X, y, w, has_w, nblocks, want_h, hess32, o=None):
     n, d = X.shape
     f_parts = np.zeros(nblocks)
     g_parts = np.zeros((nblocks, d))
     H_parts = np.zeros((nblocks, d, d) if want_h else (nblocks, 0, 0))
     for b in prange(nblocks):
         f_parts[b] = _block(theta, X, y, w, has_w, _edge(b, nblocks, n),
-                            _edge(b + 1, nblocks, n), want_h, hess32, g_parts[b], H_parts[b])
+                            _edge(b + 1, nblocks, n), want_h, hess32, g_parts[b], H_parts[b],
+                            o)
     return f_parts.sum(), g_parts.sum(axis=0), _mirror(H_parts.sum(axis=0))
 
 
 @njit(cache=True)
-def _pass_serial(theta, X, y, w, has_w, nblocks, want_h, hess32):
+def _pass_serial(theta, X, y, w, has_w, nblocks, want_h, hess32, o=None):
     n, d = X.shape
     f_parts = np.zeros(nblocks)
     g_parts = np.zeros((nblocks, d))
     H_parts = np.zeros((nblocks, d, d) if want_h else (nblocks, 0, 0))
     for b in range(nblocks):
         f_parts[b] = _block(theta, X, y, w, has_w, _edge(b, nblocks, n),
-                            _edge(b + 1, nblocks, n), want_h, hess32, g_parts[b], H_parts[b])
+                            _edge(b + 1, nblocks, n), want_h, hess32, g_parts[b], H_parts[b],
+                            o)
     return f_parts.sum(), g_parts.sum(axis=0), _mirror(H_parts.sum(axis=0))
 
 
@@ -316,33 +333,35 @@ def threaded(n, d, want_h):
     return _work(n, d, want_h) >= SERIAL_BELOW and numba.get_num_threads() > 1
 
 
-def _pass(theta, X, y, w, want_h, hess32):
+def _pass(theta, X, y, w, want_h, hess32, offset=None):
     has_w = w is not None
     ww = w if has_w else _EMPTY
     n, d = X.shape
     nblocks = _blocks(n)
+    # without an offset the kernels are called exactly as before offsets existed (o omitted)
+    extra = () if offset is None else (np.ascontiguousarray(offset, dtype=np.float64),)
     if not threaded(n, d, want_h):
-        return _pass_serial(theta, X, y, ww, has_w, nblocks, want_h, hess32)
+        return _pass_serial(theta, X, y, ww, has_w, nblocks, want_h, hess32, *extra)
     with one_blas_thread():
-        return _pass_parallel(theta, X, y, ww, has_w, nblocks, want_h, hess32)
+        return _pass_parallel(theta, X, y, ww, has_w, nblocks, want_h, hess32, *extra)
 
 
-def loss_grad_hess(theta, X, y, w=None, hess32=False):
+def loss_grad_hess(theta, X, y, w=None, hess32=False, offset=None):
     """(f, g, H) of the unpenalised BT objective; see the module docstring.
 
     ``hess32=True`` forms H in float32 chunk products (relative error about 1e-7, accumulated in
     float64): half the time, for callers that use H only as a Newton matrix. f and g are float64
-    either way.
+    either way. ``offset`` (n,): margins ``<x_i, theta> + offset_i``.
     """
-    return _pass(theta, X, y, w, True, hess32)
+    return _pass(theta, X, y, w, True, hess32, offset)
 
 
-def loss_grad(theta, X, y, w=None):
+def loss_grad(theta, X, y, w=None, offset=None):
     """(f, g) of the unpenalised BT objective, one memory-bound pass without the Hessian."""
-    f, g, _ = _pass(theta, X, y, w, False, False)
+    f, g, _ = _pass(theta, X, y, w, False, False, offset)
     return f, g
 
 
-def loss(theta, X, y, w=None):
+def loss(theta, X, y, w=None, offset=None):
     """f of the unpenalised BT objective."""
-    return _pass(theta, X, y, w, False, False)[0]
+    return _pass(theta, X, y, w, False, False, offset)[0]

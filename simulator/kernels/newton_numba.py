@@ -133,14 +133,15 @@ ROUNDOFF_STEP = 1e-13
 
 
 @njit(cache=True)
-def _objective(theta, X, y, w, has_w, nblocks, lam, want_h, threaded, h32):
+def _objective(theta, X, y, w, has_w, nblocks, lam, want_h, threaded, h32, o=None):
     """(f, g, H) of the penalised objective (H empty unless want_h); the Newton matrix in float32
     chunk products when ``h32`` (the solver checks every float32 matrix and redoes it in
-    float64 when its factorisation fails or its step does not decrease f)."""
+    float64 when its factorisation fails or its step does not decrease f). ``o``: optional (n,)
+    offsets of the margins (:mod:`.bt_numba`)."""
     if threaded:
-        f, g, H = _pass_parallel(theta, X, y, w, has_w, nblocks, want_h, h32)
+        f, g, H = _pass_parallel(theta, X, y, w, has_w, nblocks, want_h, h32, o)
     else:
-        f, g, H = _pass_serial(theta, X, y, w, has_w, nblocks, want_h, h32)
+        f, g, H = _pass_serial(theta, X, y, w, has_w, nblocks, want_h, h32, o)
     if want_h:
         for i in range(theta.size):
             H[i, i] += lam
@@ -149,11 +150,13 @@ def _objective(theta, X, y, w, has_w, nblocks, lam, want_h, threaded, h32):
 
 @njit(cache=True)
 def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_init,
-           threaded_g, threaded_h):
+           threaded_g, threaded_h, o=None):
     """Compiled :func:`simulator.estimators.bt._newton` (same steps, tests and returns):
     theta, f, ||g||, iterations, data passes, status, H, Hessian passes, fresh.
 
     ``threaded_g`` / ``threaded_h``: run the passes without / with the Hessian multi-threaded.
+    ``o``: optional (n,) offsets of the margins (a fit under linear equality constraints);
+    omitted, the solver compiles to the code it was before offsets existed.
 
     The Newton matrix is formed in float32 (half the cost of the compute-bound pass). It is only
     a step generator, and it is checked: when its Cholesky factorisation fails or its step finds
@@ -165,12 +168,12 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
     scale = float(X.shape[0]) if not has_w else max(np.sum(w), 1e-300)
     h32 = True
     if has_H_init:
-        f, g, _e = _objective(theta, X, y, w, has_w, nblocks, lam, False, threaded_g, h32)
+        f, g, _e = _objective(theta, X, y, w, has_w, nblocks, lam, False, threaded_g, h32, o)
         H = H_init.copy()
         n_hess, fresh = 0, False
         ratio = 0.0  # a given matrix is trusted for the first step
     else:
-        f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
+        f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32, o)
         n_hess, fresh = 1, True
         ratio = 1.0
     exact = False  # H is the float64 Hessian at theta
@@ -199,7 +202,7 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
             if not exact:
                 # float32, stale or BFGS-corrected matrix: redo it exactly, in float64 from now on
                 h32 = False
-                f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
+                f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32, o)
                 n_evals += 1
                 n_hess += 1
                 fresh, exact, ratio = True, True, 1.0
@@ -227,13 +230,13 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
             th_new = theta + t * step
             if t == 1.0:
                 f_new, g_new, Hn = _objective(th_new, X, y, w, has_w, nblocks, lam, want_fresh,
-                                              threaded_h if want_fresh else threaded_g, h32)
+                                              threaded_h if want_fresh else threaded_g, h32, o)
                 if want_fresh:
                     H_new, got_h = Hn, True
                     n_hess += 1
             else:
                 f_new = _objective(th_new, X, y, w, has_w, nblocks, lam, False, threaded_g,
-                                   h32)[0]
+                                   h32, o)[0]
             n_evals += 1
             # Armijo; the relative slack absorbs round-off once the decrease is below machine
             # precision (then the step is accepted and the gradient test decides).
@@ -247,7 +250,7 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
         if t < 1e-12:
             if not exact:  # the float32 matrix may have misled the step: redo it in float64
                 h32 = False
-                f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
+                f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32, o)
                 n_evals += 1
                 n_hess += 1
                 fresh, exact, ratio = True, True, 1.0
@@ -256,14 +259,14 @@ def newton(X, y, w, has_w, nblocks, lam, theta, tol, max_iter, H_init, has_H_ini
             exhausted = False
             break
         if f_new > f + 1e-4 * t * slope + 1e-13 * abs(f):  # rejected chord step
-            f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32)
+            f, g, H = _objective(theta, X, y, w, has_w, nblocks, lam, True, threaded_h, h32, o)
             n_evals += 1
             n_hess += 1
             fresh, exact, ratio = True, not h32, 1.0
             continue
         if t != 1.0:
             f_new, g_new, H_new = _objective(th_new, X, y, w, has_w, nblocks, lam, True,
-                                             threaded_h, h32)
+                                             threaded_h, h32, o)
             got_h = True
             n_evals += 1
             n_hess += 1

@@ -2,9 +2,10 @@
 
 Each problem ``s`` minimises the objective of :func:`simulator.estimators.bt.bt_objective`,
 
-    f_s(theta) = sum_i w_si softplus(-(2 y_si - 1) <x_si, theta>) + lam / 2 ||theta||^2,
+    f_s(theta) = sum_i w_si softplus(-(2 y_si - 1) (<x_si, theta> + o_si)) + lam / 2 ||theta||^2,
 
-with its own data. Problems of unequal size are padded; padded rows get weight 0 and so drop out
+with its own data (the offsets ``o_si`` are optional, 0 without them: a fit under linear
+equality constraints, :func:`simulator.estimators.bt.fit_bt`). Problems of unequal size are padded; padded rows get weight 0 and so drop out
 of every sum. The iteration is the same damped Newton method as the numpy/numba back-end, run in
 lock-step: each problem has its own step length (Armijo backtracking) and convergence flag, and a
 problem that has converged is frozen, so one hard problem (separable data, say) cannot spoil the
@@ -92,8 +93,14 @@ def pad_problems(problems, d=None):
     return X, y, w
 
 
-def _objective(torch, theta, X, sgn, w, lam):
-    t = sgn * torch.einsum("snd,sd->sn", X, theta)
+def _margins(torch, theta, X, offset):
+    """``<x_si, theta_s> (+ o_si)``; without an offset the same single op as before offsets."""
+    m = torch.einsum("snd,sd->sn", X, theta)
+    return m if offset is None else m + offset
+
+
+def _objective(torch, theta, X, sgn, w, lam, offset=None):
+    t = sgn * _margins(torch, theta, X, offset)
     f = (w * torch.nn.functional.softplus(-t)).sum(1) + 0.5 * lam * (theta * theta).sum(1)
     return f, t
 
@@ -208,7 +215,7 @@ def newton_lockstep(torch, fg, hess, fonly, theta, scale, tol, max_iter, slack, 
 
 def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=None,
                    tol: float = 1e-9, max_iter: int = 100, device: str = "cpu",
-                   dtype: str = "float64") -> BatchedBTFit:
+                   dtype: str = "float64", offset=None) -> BatchedBTFit:
     """Fit S BT problems at once by lock-step damped Newton.
 
     Parameters
@@ -227,6 +234,8 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
     device : str
         "cpu" or "cuda" (any torch device string).
     dtype : {"float64", "float32"}
+    offset : array (S, n), optional
+        Fixed offsets ``o_si`` of the margins (module docstring); finite.
     """
     torch = _import_torch()
     if dtype not in ("float64", "float32"):
@@ -247,6 +256,10 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
     w = np.ones((S, n)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (S, n) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"sample_weight must be finite, non-negative, of shape ({S}, {n})")
+    if offset is not None:
+        offset = np.asarray(offset, dtype=np.float64)
+        if offset.shape != (S, n) or not np.all(np.isfinite(offset)):
+            raise ValueError(f"offset must be a finite array of shape ({S}, {n})")
     tdt = torch.float64 if dtype == "float64" else torch.float32
     if dtype == "float32":
         tol = max(tol, FLOAT32_TOL)
@@ -254,6 +267,7 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
     Xt = torch.as_tensor(X, dtype=tdt, device=dev)
     sgn = torch.as_tensor(2.0 * y - 1.0, dtype=tdt, device=dev)
     wt = torch.as_tensor(w, dtype=tdt, device=dev)
+    ot = None if offset is None else torch.as_tensor(offset, dtype=tdt, device=dev)
     theta = (torch.zeros((S, d), dtype=tdt, device=dev) if theta_init is None
              else torch.as_tensor(np.asarray(theta_init, np.float64), dtype=tdt, device=dev).clone())
     scale = wt.sum(1).clamp_min(1e-300)
@@ -262,15 +276,15 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
     eye = torch.eye(d, dtype=tdt, device=dev)
 
     def fonly(th):
-        return _objective(torch, th, Xt, sgn, wt, lam)[0]
+        return _objective(torch, th, Xt, sgn, wt, lam, ot)[0]
 
     def fg(th):
-        f, t = _objective(torch, th, Xt, sgn, wt, lam)
+        f, t = _objective(torch, th, Xt, sgn, wt, lam, ot)
         p = torch.sigmoid(t)
         return f, -torch.einsum("sn,snd->sd", wt * sgn * (1 - p), Xt) + lam * th
 
     def hess(th):
-        p = torch.sigmoid(sgn * torch.einsum("snd,sd->sn", Xt, th))
+        p = torch.sigmoid(sgn * _margins(torch, th, Xt, ot))
         h = wt * p * (1 - p)
         return torch.bmm((Xt * h.unsqueeze(-1)).transpose(1, 2), Xt) + lam * eye
 
@@ -279,7 +293,10 @@ def fit_bt_batched(X, y, *, lam: float = 1e-4, sample_weight=None, theta_init=No
                                                         tol, int(max_iter), slack)
         if lam == 0:
             # As in the numba back-end: an estimate that ranks every weighted comparison
-            # correctly can be scaled up forever, so that problem has no MLE (separable).
+            # correctly can be scaled up forever, so that problem has no MLE (separable). With
+            # an offset only the feature part <x, theta> scales, so that is what is tested
+            # (a direction with every such margin > 0 is a recession direction; the offsets do
+            # not change whether the MLE exists: see simulator.estimators.bt.separable).
             t = sgn * torch.einsum("snd,sd->sn", Xt, theta)
             separable = ((t > 0) | (wt == 0)).all(1) & (wt > 0).any(1)
             conv &= ~separable

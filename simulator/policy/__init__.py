@@ -3,12 +3,15 @@ MaxMin-RLHF's Algorithm 1, the pointwise-min objective, utilitarian and pessimis
 
 Modules
 -------
-- :mod:`~simulator.policy.validation` — argument checks shared by the package and
-  :mod:`simulator.fairness`.
+- :mod:`~simulator.policy.validation` — the policy-specific argument checks (environment,
+  shapes against it, beta, the reward convention), built on :mod:`simulator.validation`.
 - :mod:`~simulator.policy.gibbs` — the closed-form Gibbs policy pi ∝ pi_ref exp(r / beta).
 - :mod:`~simulator.policy.utilities` — F_u(pi), the reward normalisation, KL to pi_ref.
 - :mod:`~simulator.policy.maxmin` — exact max-min (dual + certificate), Algorithm 1, pointwise
   min, cvxpy cross-check; one keyword set for every entry point (:class:`MaxMinOptions`).
+- :mod:`~simulator.policy.maxmin_lp` — the beta -> 0 limit of the exact max-min policy (a
+  linear program plus a minimum-KL selection on its optimal face), used by the exact solver
+  where the regularised dual is out of float64 reach (`maxmin_limit`).
 - :mod:`~simulator.policy.utilitarian` — argmax_pi sum_u eta_u F_u(pi).
 - :mod:`~simulator.policy.pessimistic` — Zhu, Jordan & Jiao's pessimistic MLE (reference v,
   Sigma_D from weighted data, Lemma 3.1 radius with its constants exposed) and the older
@@ -50,6 +53,7 @@ from .maxmin import (
     dual_value,
     maxmin_cvxpy,
     maxmin_from_rewards,
+    maxmin_limit,
     maxmin_policy,
     pointwise_min_policy,
 )
@@ -99,6 +103,7 @@ __all__ = [
     "log_partition",
     "maxmin_cvxpy",
     "maxmin_from_rewards",
+    "maxmin_limit",
     "maxmin_policy",
     "normalize_rewards",
     "pessimistic_mle_policy",

@@ -12,7 +12,7 @@ import numpy as np
 
 from simulator.arms import FiniteArmEnv
 
-from .validation import check_beta, check_env, check_theta, log_ref
+from .validation import check_beta, check_env, check_rewards, check_theta, log_ref
 
 __all__ = ["gibbs_and_log_partition", "gibbs_from_rewards", "gibbs_policy", "log_partition"]
 
@@ -46,19 +46,6 @@ def gibbs_and_log_partition(env: FiniteArmEnv, r: np.ndarray, beta: float):
     return w / s, logz
 
 
-def _batch_rewards(env: FiniteArmEnv, rewards) -> np.ndarray:
-    """Rewards of shape (M, A) or (..., M, A), finite."""
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
-        raise ValueError(
-            f"rewards must have shape (M, A) (or (..., M, A)) with M={env.n_contexts}, "
-            f"A={env.n_actions}; got {r.shape}"
-        )
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards must be finite (no NaN/inf)")
-    return r
-
-
 def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     r"""Exact maximiser of E_x[E_pi r - beta KL(pi || pi_ref)] for one reward array (M, A):
 
@@ -68,7 +55,7 @@ def gibbs_from_rewards(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     """
     check_env(env)
     b = check_beta(beta)
-    r = _batch_rewards(env, rewards)
+    r = check_rewards(env, rewards, None)
     return gibbs_and_log_partition(env, r, b)[0]
 
 
@@ -89,7 +76,7 @@ def log_partition(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
     """log Z(x) = log E_{a~pi_ref(.|x)} exp(r(x, a) / beta), shape (..., M), stable."""
     check_env(env)
     b = check_beta(beta)
-    r = _batch_rewards(env, rewards)
+    r = check_rewards(env, rewards, None)
     logz = gibbs_and_log_partition(env, r, b)[1]
     if not np.all(np.isfinite(logz)):
         raise ValueError(f"log Z overflows float64 at beta = {b:.3g} (|r| / beta > 1.8e308); use "

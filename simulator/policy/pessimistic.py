@@ -71,14 +71,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.arms import FiniteArmEnv
+from simulator.validation import (
+    InvalidParameterError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+)
 
 from .gibbs import gibbs_and_log_partition
 from .utilities import kl_rows
 from .validation import (
     check_beta,
     check_env,
-    check_nonnegative,
-    check_positive,
     check_theta,
 )
 
@@ -105,22 +111,20 @@ CONSTANTS_VERIFIED = False
 
 # ============================================================================ data and constants
 def _check_comparisons(X, d: int | None = None, name: str = "X") -> np.ndarray:
-    Xa = np.asarray(getattr(X, "X", X), dtype=np.float64)  # a PreferenceData or an array
+    Xa = check_array(getattr(X, "X", X), name, finite=False)  # a PreferenceData or an array
     if Xa.ndim != 2 or Xa.shape[0] < 1 or (d is not None and Xa.shape[1] != d):
         want = f"(n, d) with n >= 1, d = {d}" if d is not None else "(n, d) with n >= 1"
-        raise ValueError(f"{name} must have shape {want}; got {Xa.shape}")
-    if not np.all(np.isfinite(Xa)):
-        raise ValueError(f"{name} must be finite (no NaN/inf)")
-    return Xa
+        raise InvalidParameterError(f"{name} must have shape {want}; got {Xa.shape}")
+    return check_array(Xa, name)  # finiteness, named
 
 
 def _check_weights(sample_weight, n: int) -> np.ndarray | None:
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError(f"sample_weight must be a finite non-negative array of shape ({n},) "
-                         f"with a positive sum; got shape {w.shape}")
+    w = check_array(sample_weight, "sample_weight", shape=(n,), nonneg=True)
+    if not w.sum() > 0:
+        raise InvalidParameterError(f"sample_weight must have a positive sum (weights >= 0, "
+                                    f"shape ({n},)); got sum {w.sum()!r}")
     return w
 
 
@@ -146,7 +150,8 @@ def bt_curvature(L, B) -> float:
     expression exact.  [unverified] The paper states ||phi(s, a)|| <= L; under that reading the
     logit can reach 2 L B (pass ``L`` = 2 x the feature bound to get sigma'(2 L B)).
     """
-    m = check_positive(L, "L") * check_positive(B, "B")
+    m = check_real(L, "L", low=0.0, low_open=True) * check_real(B, "B", low=0.0,
+                                                                 low_open=True)
     e = np.exp(-m)
     return float(e / (1.0 + e) ** 2)
 
@@ -158,22 +163,18 @@ def confidence_radius(n, d, *, gamma, delta=0.05, lam=0.0, B=None, C=1.0) -> flo
     constant is not given in the notes; the default 1.0 is a placeholder (it gives the rate, not
     the paper's level).  ``B`` is required when ``lam > 0``.
     """
-    n = check_positive(n, "n")
-    d = check_positive(d, "d")
-    gamma = check_positive(gamma, "gamma")
-    if gamma > 0.25:
-        raise ValueError(f"gamma must be in (0, 1/4] (a value of sigma'); got {gamma!r}")
-    delta = check_positive(delta, "delta")
-    if delta >= 1:
-        raise ValueError(f"delta must be in (0, 1); got {delta!r}")
-    lam = check_nonnegative(lam, "lam")
-    C = check_positive(C, "C")
+    n = check_real(n, "n", low=0.0, low_open=True)
+    d = check_real(d, "d", low=0.0, low_open=True)
+    gamma = check_real(gamma, "gamma (a value of sigma')", low=0.0, high=0.25, low_open=True)
+    delta = check_real(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
+    lam = check_real(lam, "lam", low=0.0)
+    C = check_real(C, "C", low=0.0, low_open=True)
     if B is None:
         if lam > 0:
-            raise ValueError("B must be given (in (0, inf)) when lam > 0")
+            raise InvalidParameterError("B must be given (in (0, inf)) when lam > 0")
         bias = 0.0
     else:
-        bias = lam * check_positive(B, "B") ** 2
+        bias = lam * check_real(B, "B", low=0.0, low_open=True) ** 2
     return float(C * np.sqrt((d + np.log(1.0 / delta)) / (gamma**2 * n) + bias))
 
 
@@ -193,16 +194,12 @@ class ConfidenceSet:
     _chol: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        th = np.array(self.theta_hat, dtype=np.float64)
-        if th.ndim != 1 or th.shape[0] < 1 or not np.all(np.isfinite(th)):
-            raise ValueError(f"theta_hat must be a finite (d,) array; got shape {th.shape}")
+        th = check_array(self.theta_hat, "theta_hat", ndim=1, min_rows=1, copy=True)
         d = th.shape[0]
-        sd = np.array(self.sigma_d, dtype=np.float64)
-        if sd.shape != (d, d) or not np.all(np.isfinite(sd)):
-            raise ValueError(f"sigma_d must be a finite ({d}, {d}) matrix; got shape {sd.shape}")
+        sd = check_array(self.sigma_d, "sigma_d", shape=(d, d), copy=True)
         for name in ("lam", "radius"):
-            object.__setattr__(self, name, check_nonnegative(getattr(self, name), name))
-        object.__setattr__(self, "n", check_positive(self.n, "n"))
+            object.__setattr__(self, name, check_real(getattr(self, name), name, low=0.0))
+        object.__setattr__(self, "n", check_real(self.n, "n", low=0.0, low_open=True))
         for arr in (th, sd):
             arr.setflags(write=False)
         object.__setattr__(self, "theta_hat", th)
@@ -210,7 +207,7 @@ class ConfidenceSet:
         try:
             chol = np.linalg.cholesky(self.sigma_d + self.lam * np.eye(d))
         except np.linalg.LinAlgError:
-            raise ValueError("Sigma_D + lam I is not positive definite (the data do not cover "
+            raise InvalidParameterError("Sigma_D + lam I is not positive definite (the data do not cover "
                              "every direction): give lam in (0, inf)") from None
         object.__setattr__(self, "_chol", chol)
 
@@ -275,31 +272,31 @@ def confidence_set(theta_hat, data, *, sample_weight=None, lam=None, radius=None
     """
     Xa = _check_comparisons(data, name="data")
     n_rows, d = Xa.shape
-    th = np.asarray(theta_hat, dtype=np.float64)
-    if th.shape != (d,) or not np.all(np.isfinite(th)):
-        raise ValueError(f"theta_hat must be a finite array of shape (d,) = ({d},); got {th.shape}")
+    th = check_array(theta_hat, "theta_hat", shape=(d,))
     w = _check_weights(sample_weight, n_rows)
     sigma_d = data_covariance(Xa, w)
     n = float(n_rows if w is None else w.sum())
     if radius is None:
         if B is None:
-            raise ValueError("B (the norm bound of Theta_B) is required to compute the radius; "
+            raise InvalidParameterError("B (the norm bound of Theta_B) is required to compute the radius; "
                              "or give radius")
-        B = check_positive(B, "B")
+        B = check_real(B, "B", low=0.0, low_open=True)
         if gamma is None:
             rows = Xa if w is None else Xa[w > 0]
-            L = float(np.max(np.linalg.norm(rows, axis=1))) if L is None else L
+            L = float(np.max(np.linalg.norm(rows, axis=1))) if L is None else check_real(
+                L, "L", low=0.0)
             gamma = bt_curvature(L, B) if L > 0 else 0.25
         if lam is None:
-            g = check_positive(gamma, "gamma")
-            lam = (d + np.log(1.0 / check_positive(delta, "delta"))) / (g**2 * B**2 * n)
-        lam = check_nonnegative(lam, "lam")
+            g = check_real(gamma, "gamma", low=0.0, high=0.25, low_open=True)
+            delta = check_real(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
+            lam = (d + np.log(1.0 / delta)) / (g**2 * B**2 * n)
+        lam = check_real(lam, "lam", low=0.0)
         radius = confidence_radius(n, d, gamma=gamma, delta=delta, lam=lam, B=B, C=C)
     else:
-        radius = check_nonnegative(radius, "radius")
+        radius = check_real(radius, "radius", low=0.0)
         if lam is None:
-            raise ValueError("lam must be given (a real number in [0, inf)) when radius is")
-        lam = check_nonnegative(lam, "lam")
+            raise InvalidParameterError("lam must be given (a real number in [0, inf)) when radius is")
+        lam = check_real(lam, "lam", low=0.0)
     return ConfidenceSet(theta_hat=th, sigma_d=sigma_d, lam=float(lam), radius=float(radius), n=n)
 
 
@@ -312,15 +309,15 @@ def reference_vector(env: FiniteArmEnv, reference) -> np.ndarray:
     check_env(env)
     if isinstance(reference, str):
         if reference != "pi_ref":
-            raise ValueError(f"reference must be a (d,) vector, an (M, A) policy or 'pi_ref'; "
-                             f"got {reference!r}")
+            raise InvalidParameterError(f"reference must be a (d,) vector, an (M, A) policy or "
+                                        f"'pi_ref'; got {reference!r}")
         reference = env.pi_ref
-    ref = np.asarray(reference, dtype=np.float64)
+    ref = check_array(reference, "reference", finite=False)
     if ref.ndim == 1:
-        if ref.shape != (env.d,) or not np.all(np.isfinite(ref)):
-            raise ValueError(f"reference vector v must be finite with shape (d,) = ({env.d},); "
-                             f"got {ref.shape}")
-        return ref.copy()
+        if ref.shape != (env.d,):
+            raise InvalidParameterError(f"reference vector v must have shape (d,) = ({env.d},); "
+                                        f"got {ref.shape}")
+        return check_array(ref, "reference", copy=True)
     pi0 = env.check_policy(ref, "reference")
     return np.einsum("m,ma,mad->d", env.rho, pi0, env.features)
 
@@ -356,7 +353,7 @@ class PessimisticResult:
 
 def _check_beta0(beta) -> float:
     """beta in [0, inf) (0 is the paper's unregularised objective)."""
-    return check_nonnegative(beta, "beta")
+    return check_real(beta, "beta", low=0.0)
 
 
 def _mean_feature(env: FiniteArmEnv, pi: np.ndarray) -> np.ndarray:
@@ -372,7 +369,8 @@ def pessimistic_value(env: FiniteArmEnv, pi, confidence: ConfidenceSet, referenc
     v = reference_vector(env, reference)
     b = _check_beta0(beta)
     if not isinstance(confidence, ConfidenceSet) or confidence.d != env.d:
-        raise ValueError(f"confidence must be a ConfidenceSet of dimension d = {env.d}")
+        raise InvalidParameterError(f"confidence must be a ConfidenceSet of dimension d = "
+                                    f"{env.d}")
     val = float(confidence.lower(_mean_feature(env, p) - v))
     if b > 0:
         val -= b * float(env.rho @ kl_rows(env, p))
@@ -390,7 +388,7 @@ def _dual_bound(env, theta, v, beta) -> float:
 def _deterministic_best(env, conf, v, max_policies):
     m, a = env.n_contexts, env.n_actions
     if a**m > max_policies:
-        raise ValueError(f"policy_class='deterministic' enumerates A^M = {a}^{m} policies, more "
+        raise InvalidParameterError(f"policy_class='deterministic' enumerates A^M = {a}^{m} policies, more "
                          f"than max_policies={max_policies}; use policy_class='stochastic'")
     best_val, best = -np.inf, None
     chunk = max(1, 65536 // max(m, 1))
@@ -542,10 +540,12 @@ def pessimistic_mle_policy(env: FiniteArmEnv, theta_hat, data, *, reference, bet
     check_env(env)
     b = _check_beta0(beta)
     th = check_theta(env, theta_hat)
-    if policy_class not in POLICY_CLASSES:
-        raise ValueError(f"policy_class must be one of {POLICY_CLASSES}; got {policy_class!r}")
+    check_choice(policy_class, "policy_class", POLICY_CLASSES)
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    warn = check_bool(warn, "warn")
+    max_policies = check_int(max_policies, "max_policies", low=1)
     if policy_class == "deterministic" and b > 0:
-        raise ValueError("policy_class='deterministic' needs beta = 0 (the KL term is infinite "
+        raise InvalidParameterError("policy_class='deterministic' needs beta = 0 (the KL term is infinite "
                          "for a deterministic policy unless pi_ref is one)")
     v = reference_vector(env, reference)
     if confidence is None:
@@ -554,7 +554,8 @@ def pessimistic_mle_policy(env: FiniteArmEnv, theta_hat, data, *, reference, bet
                               gamma=gamma, delta=delta, C=C)
     else:
         if not isinstance(confidence, ConfidenceSet) or confidence.d != env.d:
-            raise ValueError(f"confidence must be a ConfidenceSet of dimension d = {env.d}")
+            raise InvalidParameterError(f"confidence must be a ConfidenceSet of dimension d = "
+                                        f"{env.d}")
         conf = confidence
 
     pi, method = _maximise(env, conf, v, b, policy_class, max_policies, solver, solver_kwargs)
@@ -595,13 +596,9 @@ def lcb_rewards(env: FiniteArmEnv, theta, X, alpha=1.0, lam=1e-3, *,
     """
     check_env(env)
     th = check_theta(env, theta)
-    Xa = np.asarray(X, dtype=np.float64)
-    if Xa.ndim != 2 or Xa.shape[1] != env.d or Xa.shape[0] < 1:
-        raise ValueError(f"X must have shape (n, d) with n >= 1, d = {env.d}; got {Xa.shape}")
-    if not np.all(np.isfinite(Xa)):
-        raise ValueError("X must be finite (no NaN/inf)")
-    alpha = check_nonnegative(alpha, "alpha")
-    lam = check_positive(lam, "lam")
+    Xa = _check_comparisons(X, env.d, "X")
+    alpha = check_real(alpha, "alpha", low=0.0)
+    lam = check_real(lam, "lam", low=0.0, low_open=True)
     if sample_weight is None:
         sigma_d = Xa.T @ Xa / Xa.shape[0]
     else:
@@ -637,4 +634,5 @@ def pessimistic_policy(env: FiniteArmEnv, theta, beta, X, alpha=1.0, lam=1e-3, *
     check_env(env)
     return pessimistic_mle_policy(
         env, theta, X, reference=reference, beta=b, sample_weight=sample_weight,
-        radius=check_nonnegative(alpha, "alpha"), lam=check_positive(lam, "lam")).pi
+        radius=check_real(alpha, "alpha", low=0.0),
+        lam=check_real(lam, "lam", low=0.0, low_open=True)).pi

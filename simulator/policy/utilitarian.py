@@ -7,7 +7,7 @@ import numpy as np
 from simulator.arms import FiniteArmEnv
 
 from .gibbs import gibbs_and_log_partition
-from .validation import check_beta, check_env, check_simplex, check_thetas
+from .validation import check_beta, check_distribution, check_env, check_thetas
 
 __all__ = ["utilitarian_policy"]
 
@@ -26,5 +26,5 @@ def utilitarian_policy(env: FiniteArmEnv, thetas, beta, proportions=None) -> np.
     th = check_thetas(env, thetas)
     n_groups = th.shape[0]
     eta = (np.full(n_groups, 1.0 / n_groups) if proportions is None
-           else check_simplex(proportions, n_groups, "proportions"))
+           else check_distribution(proportions, n_groups, "proportions"))
     return gibbs_and_log_partition(env, env.rewards(eta @ th), b)[0]

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from simulator.arms import FiniteArmEnv
+from simulator.validation import InvalidParameterError, check_array
 
 from .validation import (
     check_beta,
@@ -39,9 +40,9 @@ def normalize_rewards(env: FiniteArmEnv, rewards, normalize="ref_center") -> np.
     """
     check_env(env)
     check_normalize(normalize)
-    r = np.array(rewards, dtype=np.float64, copy=True)
+    r = check_array(rewards, "rewards", finite=False, copy=True)
     if r.ndim < 2 or r.shape[-2:] != (env.n_contexts, env.n_actions):
-        raise ValueError(
+        raise InvalidParameterError(
             f"rewards must have shape (..., M, A) with M={env.n_contexts}, A={env.n_actions}; "
             f"got {r.shape}"
         )
@@ -80,9 +81,7 @@ def utilities_from_rewards(env: FiniteArmEnv, pi, rewards, beta, normalize="ref_
     b = check_beta(beta)
     check_normalize(normalize)
     p = env.check_policy(pi, "pi")
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim not in (2, 3):
-        raise ValueError(f"rewards must have shape (M, A) or (U, M, A); got {r.shape}")
+    r = check_array(rewards, "rewards", ndim=(2, 3), finite=False)
     r = check_rewards(env, r, r.ndim)
     r = normalize_rewards(env, r, normalize)
     out = utilities_unchecked(env, p, r, b)

@@ -1,27 +1,38 @@
-"""Argument checks shared by the policy modules and by :mod:`simulator.fairness`.
+"""The policy-specific argument checks, built on the one validation layer :mod:`simulator.validation`.
 
-Every check returns the validated value (as float64 arrays or Python scalars) or raises a
-``ValueError`` whose message names the argument.  None of them copies more than it must.
+Everything general (a real number in a range, an integer, one of a set of options, a finite real
+array of a given shape, a probability vector) is :mod:`simulator.validation`'s helpers, called
+directly by the policy modules and :mod:`simulator.fairness`: strict types (no ``bool`` for a
+number, no silent int / str / complex coercion), one exception type
+(:class:`~simulator.validation.InvalidParameterError`, a ``ValueError`` and a ``TypeError``) and
+messages naming the parameter and its allowed range. What is left here is what only the policy
+layer knows: the environment, the compatibility of parameters and rewards with its shape
+(d, M, A), the KL coefficient beta, the reward convention and log pi_ref.
+
+Every check returns the validated value (float64 arrays or Python scalars); none copies more
+than it must.
 """
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from simulator.arms import FiniteArmEnv
+from simulator.validation import (
+    InvalidParameterError,
+    check_array,
+    check_choice,
+    check_probabilities,
+    check_real,
+)
 
 __all__ = [
     "NORMALIZATIONS",
     "check_beta",
+    "check_distribution",
     "check_env",
     "check_normalize",
-    "check_nonnegative",
-    "check_positive",
-    "check_positive_int",
     "check_rewards",
-    "check_simplex",
     "check_theta",
     "check_thetas",
     "log_ref",
@@ -33,94 +44,51 @@ NORMALIZATIONS = ("ref_center", None)
 def check_env(env) -> FiniteArmEnv:
     """``env`` must be a :class:`~simulator.arms.FiniteArmEnv`."""
     if not isinstance(env, FiniteArmEnv):
-        raise ValueError(f"env must be a FiniteArmEnv; got {type(env).__name__}")  # noqa: TRY004
+        raise InvalidParameterError(f"env must be a FiniteArmEnv; got {type(env).__name__}")
     return env
 
 
 def check_beta(beta) -> float:
-    """The KL coefficient: a real number in (0, inf)."""
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise ValueError(f"beta must be a real number in (0, inf); got {beta!r}")  # noqa: TRY004
-    b = float(beta)
-    if not np.isfinite(b) or b <= 0:
-        raise ValueError(f"beta must be in (0, inf); got {beta!r}")
-    return b
+    """The KL coefficient: a real number (not bool, str or complex) in (0, inf)."""
+    return check_real(beta, "beta", low=0.0, low_open=True)
 
 
 def check_normalize(normalize):
     """The reward convention: one of :data:`NORMALIZATIONS`."""
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}; got {normalize!r}")
-    return normalize
+    return check_choice(normalize, "normalize", NORMALIZATIONS)
 
 
 def check_thetas(env: FiniteArmEnv, thetas) -> np.ndarray:
-    """Group parameters of shape (U, d), U >= 1, finite."""
-    th = np.asarray(thetas, dtype=np.float64)
-    if th.ndim != 2 or th.shape[1] != env.d or th.shape[0] < 1:
-        raise ValueError(
-            f"thetas must have shape (U, d) with U >= 1 and d = {env.d}; got {th.shape}"
-        )
-    if not np.all(np.isfinite(th)):
-        raise ValueError("thetas must be finite (no NaN/inf)")
+    """Group parameters of shape (U, d), U >= 1, d the environment's, finite."""
+    th = check_array(thetas, "thetas", ndim=2)
+    if th.shape[1] != env.d or th.shape[0] < 1:
+        raise InvalidParameterError(
+            f"thetas must have shape (U, d) with U >= 1 and d = {env.d}; got {th.shape}")
     return th
 
 
-def check_theta(env: FiniteArmEnv, theta) -> np.ndarray:
-    """One parameter of shape (d,), finite."""
-    th = np.asarray(theta, dtype=np.float64)
-    if th.shape != (env.d,):
-        raise ValueError(f"theta must have shape (d,) = ({env.d},); got {th.shape}")
-    if not np.all(np.isfinite(th)):
-        raise ValueError("theta must be finite (no NaN/inf)")
-    return th
+def check_theta(env: FiniteArmEnv, theta, name: str = "theta") -> np.ndarray:
+    """One parameter of shape (d,), d the environment's, finite."""
+    return check_array(theta, name, shape=(env.d,))
 
 
-def check_rewards(env: FiniteArmEnv, rewards, ndim: int) -> np.ndarray:
-    """Rewards of shape (M, A) (``ndim=2``) or (U, M, A) (``ndim=3``), finite."""
-    r = np.asarray(rewards, dtype=np.float64)
+def check_rewards(env: FiniteArmEnv, rewards, ndim, name: str = "rewards") -> np.ndarray:
+    """Rewards of shape (M, A) (``ndim=2``), (U, M, A) (``ndim=3``, U >= 1) or (..., M, A)
+    (``ndim=None``), with the environment's M and A, finite."""
+    r = check_array(rewards, name, finite=False)
     m, a = env.n_contexts, env.n_actions
-    want = "(M, A)" if ndim == 2 else "(U, M, A)"
-    if r.ndim != ndim or r.shape[-2:] != (m, a) or (ndim == 3 and r.shape[0] < 1):
-        raise ValueError(f"rewards must have shape {want} with M={m}, A={a}; got {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards must be finite (no NaN/inf)")
-    return r
+    want = {2: "(M, A)", 3: "(U, M, A)", None: "(M, A) (or (..., M, A))"}[ndim]
+    if (r.ndim < 2 if ndim is None else r.ndim != ndim) or r.shape[-2:] != (m, a) or (
+            ndim == 3 and r.shape[0] < 1):
+        raise InvalidParameterError(f"{name} must have shape {want} with M={m}, A={a}; "
+                                    f"got {r.shape}")
+    return check_array(r, name)  # finiteness, named (no copy: r is float64 already)
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """An int (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def check_simplex(q, n: int, name: str) -> np.ndarray:
-    """A probability vector of shape (n,) (atol 1e-8 on the sum), renormalised exactly."""
-    qq = np.asarray(q, dtype=np.float64)
-    if qq.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},); got {qq.shape}")
-    if not np.all(np.isfinite(qq)) or np.any(qq < 0) or abs(qq.sum() - 1.0) > 1e-8:
-        raise ValueError(f"{name} must be a probability vector (non-negative, sums to 1)")
-    return qq / qq.sum()
-
-
-def check_nonnegative(value, name: str) -> float:
-    """A real number (not a bool) in [0, inf)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        np.isfinite(value) and value >= 0
-    ):
-        raise ValueError(f"{name} must be a real number in [0, inf); got {value!r}")
-    return float(value)
-
-
-def check_positive(value, name: str) -> float:
-    """A real number (not a bool) in (0, inf)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        np.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name} must be a real number in (0, inf); got {value!r}")
-    return float(value)
+def check_distribution(q, n: int, name: str) -> np.ndarray:
+    """A probability vector of shape (n,) (entries >= 0, sum 1 within 1e-8), renormalised to
+    sum to 1 exactly."""
+    return check_probabilities(check_array(q, name, shape=(n,)), name, size=n, positive=False)
 
 
 def log_ref(env: FiniteArmEnv) -> np.ndarray:

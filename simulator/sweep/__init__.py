@@ -5,8 +5,9 @@ serial / process-pool / Dask execution with identical numbers.
 >>> df = run_sweep("examples/sweeps/minority_n.toml", "results/minority_n")   # doctest: +SKIP
 >>> df = load("results/minority_n")                                          # doctest: +SKIP
 
-See :mod:`simulator.sweep.spec` for the spec format, :mod:`simulator.sweep.tasks` for task
-functions, :mod:`simulator.sweep.store` for the shards and their checksums,
+See :mod:`simulator.sweep.spec` for the spec format, :mod:`simulator.sweep.registry` for tasks
+and metrics, :mod:`simulator.sweep.tasks` for the built-in tasks (the pipeline of
+:mod:`simulator.experiment`), :mod:`simulator.sweep.store` for the shards and their checksums,
 :mod:`simulator.sweep.check` for ``--dry-run`` and :mod:`simulator.sweep.errors` for user
 errors. Attributes are imported lazily so that ``python -m simulator --help`` stays fast.
 """
@@ -22,9 +23,9 @@ __all__ = ["run_sweep", "run_cell", "load", "load_spec", "SweepSpec", "Cell", "S
 _WHERE = {
     "run_sweep": "runner", "run_cell": "runner",
     "load": "store", "SweepError": "store", "UserError": "errors", "check_spec": "check",
-    "load_spec": "spec", "SweepSpec": "spec", "Cell": "spec", "SpecError": "spec",
-    "register_task": "tasks", "register_metric": "tasks", "get_task": "tasks",
-    "get_metric": "tasks", "Task": "tasks",
+    "load_spec": "spec", "SweepSpec": "spec", "Cell": "spec", "SpecError": "errors",
+    "register_task": "registry", "register_metric": "registry", "get_task": "registry",
+    "get_metric": "registry", "Task": "registry",
 }
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import one_line
+from .registry import get_task
 from .spec import SpecError, SweepSpec, load_spec
-from .tasks import get_task
 
 __all__ = ["CellProblem", "check_spec", "format_problems"]
 

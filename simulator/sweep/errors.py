@@ -1,7 +1,7 @@
 """User errors: input that is the user's fault, reported by the CLI as one line and exit code 2.
 
 :class:`UserError` is the one exception class the library raises for a bad spec, a bad path or an
-unusable output folder (:class:`~simulator.sweep.spec.SpecError` and
+unusable output folder (:class:`SpecError` and
 :class:`~simulator.sweep.store.SweepError` derive from it). It is a ``ValueError``, so code that
 catches ``ValueError`` keeps working. ``python -m simulator`` (:func:`simulator.cli.main`) turns a
 ``UserError``, any other ``ValueError`` and an ``OSError`` (a path that cannot be read or written)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["UserError", "describe_os_error", "one_line"]
+__all__ = ["SpecError", "UserError", "describe_os_error", "one_line"]
 
 
 class UserError(ValueError):
@@ -29,6 +29,16 @@ class UserError(ValueError):
     def __str__(self) -> str:
         text = super().__str__()
         return f"{text} ({self.hint})" if self.hint else text
+
+
+class SpecError(UserError):
+    """A spec that cannot run; ``key`` names the offending entry (dotted path). A
+    :class:`UserError` (so a ``ValueError``)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
 
 
 def one_line(text) -> str:

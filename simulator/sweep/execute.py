@@ -119,7 +119,7 @@ def execute(job: dict) -> dict:
     failure of the task itself.
     """
     from ..seeding import derive_seed_sequence
-    from .tasks import get_task
+    from .registry import get_task
 
     t0 = time.perf_counter()
     try:

@@ -439,8 +439,8 @@ def run_cell(spec, params: dict, replicate: int = 0, *, threads: int = 1,
     """
     spec = load_spec(spec)
     full = spec.resolve_params(params)
+    from .registry import get_task
     from .spec import canonical_json
-    from .tasks import get_task
 
     task = get_task(spec.task)
     if task.validate is not None:

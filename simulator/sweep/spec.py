@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from ..seeding import derive_seed_sequence
-from .errors import UserError
+from .errors import SpecError
+from .registry import get_task
 
 __all__ = ["SpecError", "SweepSpec", "Cell", "load_spec", "canonical_json", "flatten",
            "unflatten", "RESERVED_COLUMNS"]
@@ -52,16 +53,6 @@ TOP_RESERVED = {"sweep", "axes", "zip"}
 # Columns every shard carries besides the parameters and the metrics.
 RESERVED_COLUMNS = ("cell_id", "cell_index", "replicate", "status", "error", "elapsed_s", "seed",
                     "seed_key", "seed_spawn_key")
-
-
-class SpecError(UserError):
-    """A spec that cannot run; ``key`` names the offending entry (dotted path). A
-    :class:`~simulator.sweep.errors.UserError` (so a ``ValueError``)."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        self.message = message
-        super().__init__(f"{key}: {message}" if key else message)
 
 
 # --------------------------------------------------------------------- canonical values
@@ -384,8 +375,6 @@ def load_spec(spec, *, validate: bool = True) -> SweepSpec:
     for k in ("name", "description"):
         if k in sweep and not isinstance(sweep[k], str):
             raise SpecError(f"sweep.{k}", "must be a string")
-
-    from .tasks import get_task  # tasks import spec helpers, not the other way round at import
 
     try:
         task_obj = get_task(task)

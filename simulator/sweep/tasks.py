@@ -1,124 +1,39 @@
-"""Task functions: what one cell computes.
-
-A task is ``fn(params: dict, seed: numpy.random.SeedSequence) -> dict`` returning metrics
-(numbers, strings, booleans or small lists). ``params`` is the cell's nested parameter dict.
-A task may carry two optional attributes:
-
-* ``fn.validate(params)`` — raise :class:`~simulator.sweep.spec.SpecError` (naming the key) or
-  ``ValueError`` for parameters it cannot run; called for every cell before anything runs.
-* ``fn.seed_ignore`` — parameter names (dotted) that do not enter the cell's seed by default
-  (e.g. the estimators' hyperparameters: cells that differ only in them share their data).
-* ``fn.check(params, seed)`` — a deeper check for ``sweep --dry-run``
-  (:func:`simulator.sweep.check.check_spec`): build what the cell builds, without the expensive
-  part, and raise ``SpecError`` / ``ValueError`` / ``TypeError`` if it cannot run (``estimation``
-  builds the population and the data, constructs every estimator and runs its own validation
-  against the data, without fitting).
-
-Specs name a task by its registered name (``estimation``, ``toy``) or by dotted path
-``"package.module:function"``; the process-pool and Dask workers import it by that name, so a
-task must live in an importable module.
-
-Built-in tasks:
+"""The built-in tasks of the sweep engine: the library's pipeline (:mod:`simulator.experiment`)
+as cells.
 
 * ``estimation`` — build a population (``Population.from_regime``), sample ``n`` comparisons,
-  fit the named estimators and compute the named metrics; columns ``<estimator>.<metric>``.
-* ``toy`` — cheap draws from the cell's seed; for tests and for trying the machinery.
+  fit the named estimators and compute the named metrics (registry:
+  :mod:`simulator.sweep.registry`); columns ``<estimator>.<metric>``.
+* ``experiment`` — the whole pipeline, :class:`simulator.experiment.Experiment`: a design, ``n``
+  comparisons, estimators, policies on a finite-arm environment, evaluation under the true
+  rewards; columns ``<estimator>.<metric>`` (per-group lists: ``err_l2``, ``test_accuracy``,
+  ``test_log_loss``), ``<estimator>.<policy>.<metric>`` (per-group lists ``utility``, ``gap``,
+  ``win_rate``; numbers ``subopt``, ``certified``) and ``v_star``.
+
+Both take their streams from the cell's seed by name (:func:`simulator.experiment.named_child`):
+the population from ``"population"`` (unless the table fixes ``seed`` for the whole sweep), the
+environment from ``"env"``, the comparisons from ``"data"``, held-out ones from ``"test"``, and an
+estimator that takes ``seed`` / ``random_state`` (and has none in the spec) from
+``"estimator/<label>"``. The estimators', metrics' and policies' tables do not enter the seed
+(``seed_ignore``): cells that differ only in them share their data.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import SpecError, canonical_json
+from .. import experiment as X
+from ..validation import InvalidParameterError
+from .errors import SpecError
+from .registry import get_metric, register_metric
+from .spec import canonical_json
 
-__all__ = ["Task", "register_task", "get_task", "register_metric", "get_metric", "METRICS",
-           "estimation", "toy"]
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    fn: Callable
-    validate: Callable | None = None
-    seed_ignore: tuple = ()
-    check: Callable | None = None
-
-    def __call__(self, params, seed):
-        return self.fn(params, seed)
-
-
-_TASKS: dict[str, Task] = {}
-
-
-def register_task(name: str, fn: Callable, *, validate: Callable | None = None,
-                  seed_ignore=(), check: Callable | None = None) -> Task:
-    """Register ``fn`` under ``name`` (only visible to workers that import the registering module:
-    for the process pool and Dask prefer naming tasks by ``"module:function"``)."""
-    if not name or ":" in name:
-        raise ValueError(f"task names must be non-empty and contain no ':'; got {name!r}")
-    t = Task(name, fn, validate if validate is not None else getattr(fn, "validate", None),
-             tuple(seed_ignore or getattr(fn, "seed_ignore", ())),
-             check if check is not None else getattr(fn, "check", None))
-    _TASKS[name] = t
-    return t
-
-
-def _import_path(ref: str, what: str):
-    module, _, attr = ref.partition(":")
-    if not module or not attr:
-        raise ValueError(f"{what} path must look like 'package.module:name'; got {ref!r}")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-_RESOLVED: dict[str, Task] = {}
-
-
-def get_task(ref) -> Task:
-    """A :class:`Task` from a registered name or a ``"module:function"`` path."""
-    if isinstance(ref, Task):
-        return ref
-    if ref in _TASKS:
-        return _TASKS[ref]
-    if ref in _RESOLVED:
-        return _RESOLVED[ref]
-    if isinstance(ref, str) and ":" in ref:
-        obj = _import_path(ref, "task")
-        if isinstance(obj, Task):
-            t = obj
-        elif callable(obj):
-            t = Task(ref, obj, getattr(obj, "validate", None),
-                     tuple(getattr(obj, "seed_ignore", ())), getattr(obj, "check", None))
-        else:
-            raise SpecError("sweep.task", f"{ref!r} is not callable")
-        _RESOLVED[ref] = t
-        return t
-    raise SpecError("sweep.task", f"unknown task {ref!r}; registered: {sorted(_TASKS)} "
-                                  "(or give 'package.module:function')")
+__all__ = ["estimation", "experiment"]
 
 
 # ------------------------------------------------------------------------------ metrics
-# A metric is fn(estimator, population, data) -> number or small list.
-METRICS: dict[str, Callable] = {}
-
-
-def register_metric(name: str, fn: Callable | None = None):
-    """Register a metric ``fn(estimator, population, data)``; usable as a decorator."""
-    def deco(f):
-        METRICS[name] = f
-        return f
-    return deco(fn) if fn is not None else deco
-
-
 def _errors(est, pop, data):
     th = np.asarray(est.theta_, dtype=np.float64)
     truth = pop.theta
@@ -127,219 +42,135 @@ def _errors(est, pop, data):
     return np.linalg.norm(th - truth, axis=1)
 
 
-register_metric("l2_error", lambda est, pop, data: _errors(est, pop, data).tolist())
-register_metric("mean_error", lambda est, pop, data: float(_errors(est, pop, data).mean()))
-register_metric("weighted_error",
-                lambda est, pop, data: float(_errors(est, pop, data) @ pop.proportions))
-register_metric("minority_error",
-                lambda est, pop, data: float(_errors(est, pop, data)[pop.minority]))
-register_metric("max_error", lambda est, pop, data: float(_errors(est, pop, data).max()))
-register_metric("converged", lambda est, pop, data: bool(np.all(getattr(est, "converged_", True))))
-register_metric("n_iter", lambda est, pop, data: int(np.sum(getattr(est, "n_iter_", 0))))
+@register_metric("l2_error")
+def l2_error(est, pop, data):
+    """Per-group ``||theta_hat_u - theta_u||``."""
+    return _errors(est, pop, data).tolist()
 
 
-def get_metric(name: str) -> Callable:
-    """A metric by name: the registry (:func:`register_metric`), or ``"module:function"``."""
-    if name in METRICS:
-        return METRICS[name]
-    if ":" in name:
-        try:
-            return _import_path(name, "metric")
-        except Exception as exc:
-            raise SpecError("metrics", f"cannot load metric {name!r}: {exc}") from None
-    raise SpecError("metrics", f"unknown metric {name!r}; known: {sorted(METRICS)} "
-                               "(or give 'package.module:function')")
+@register_metric("mean_error")
+def mean_error(est, pop, data):
+    return float(_errors(est, pop, data).mean())
 
 
-# --------------------------------------------------------------------------- estimation
-_EST_KEYS = ("population", "n", "group_sampling", "estimators", "metrics")
-_SEED_ARGS = ("seed", "random_state")
+@register_metric("weighted_error")
+def weighted_error(est, pop, data):
+    """Error averaged with the population's proportions."""
+    return float(_errors(est, pop, data) @ pop.proportions)
+
+
+@register_metric("minority_error")
+def minority_error(est, pop, data):
+    return float(_errors(est, pop, data)[pop.minority])
+
+
+@register_metric("max_error")
+def max_error(est, pop, data):
+    return float(_errors(est, pop, data).max())
+
+
+@register_metric("converged")
+def converged(est, pop, data):
+    return bool(np.all(getattr(est, "converged_", True)))
+
+
+@register_metric("n_iter")
+def n_iter(est, pop, data):
+    return int(np.sum(getattr(est, "n_iter_", 0)))
+
+
+# ----------------------------------------------------------------------------- checking
+_VALID_CACHE: dict[str, None] = {}
+
+
+def _spec_error(key: str, exc: Exception) -> SpecError:
+    """``exc`` as a SpecError under ``key``; a message that starts with its own dotted key under
+    the same table (``"estimators.p.lamda: unknown ..."``) keeps that key."""
+    msg = str(exc)
+    head, sep, rest = msg.partition(":")
+    if sep and head.split(".")[0] == key.split(".")[0] and " " not in head:
+        return SpecError(head, rest.strip())
+    return SpecError(key, msg)
+
+
+def _check_keys(params: dict, allowed, required, task: str):
+    for k in params:
+        if k not in allowed:
+            raise SpecError(k, f"unknown parameter for task {task!r} (allowed: "
+                               f"{', '.join(allowed)})")
+    for k in required:
+        if k not in params:
+            raise SpecError(k, f"required by task {task!r}")
 
 
 def _population_kwargs(regime):
     from ..population import Population
 
     ctor = getattr(Population, regime)
-    names = {p.name for p in inspect.signature(ctor).parameters.values()
-             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(ctor).parameters.values()):
+    sig = inspect.signature(ctor).parameters.values()
+    names = {p.name for p in sig if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if any(p.kind == p.VAR_KEYWORD for p in sig):
         names |= {p.name for p in inspect.signature(Population.__init__).parameters.values()
                   if p.kind == p.KEYWORD_ONLY and p.name not in ("name", "info")}
     return names
 
 
-def _estimator_class(name: str, key: str):
-    if ":" in name:
-        try:
-            cls = _import_path(name, "estimator")
-        except Exception as exc:
-            raise SpecError(key, f"cannot load estimator {name!r}: {exc}") from None
-    else:
-        from .. import estimators as E
+def _validate_design(table, key: str):
+    """A regime table: known regime, known arguments, a population that builds."""
+    if not isinstance(table, dict):
+        raise SpecError(key, "must be a table (regime = ..., parameters)")
+    ckey = key + ":" + canonical_json(table)
+    if ckey in _VALID_CACHE:
+        return
+    from ..population import REGIMES
 
-        cls = getattr(E, name, None)
-        if not (inspect.isclass(cls) and hasattr(cls, "fit")):
-            known = sorted(n for n in getattr(E, "__all__", dir(E))
-                           if inspect.isclass(getattr(E, n, None))
-                           and issubclass(getattr(E, n), E.PreferenceEstimator)
-                           and getattr(E, n) is not E.PreferenceEstimator)
-            raise SpecError(key, f"unknown estimator {name!r}; known: {known}")
-    if not (inspect.isclass(cls) and hasattr(cls, "fit")):
-        raise SpecError(key, f"{name!r} is not an estimator class")
-    return cls
+    regime = table.get("regime")
+    if regime not in REGIMES:
+        raise SpecError(f"{key}.regime", f"must be one of {list(REGIMES)}; got {regime!r}")
+    allowed = _population_kwargs(regime)
+    for k in table:
+        if k != "regime" and k not in allowed:
+            raise SpecError(f"{key}.{k}", f"unknown parameter for regime {regime!r} "
+                                          f"(allowed: {sorted(allowed | {'regime'})})")
+    seed = table.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SpecError(f"{key}.seed", f"must be an integer >= 0; got {seed!r}")
+    try:
+        X.build_design({**table, "seed": seed})
+    except (ValueError, TypeError) as exc:
+        first = str(exc).split(" ", 1)[0]
+        raise SpecError(f"{key}.{first}" if first in table else key, str(exc)) from None
+    _VALID_CACHE[ckey] = None
 
 
-def _hyper_names(cls):
-    if hasattr(cls, "_param_names"):
-        return set(cls._param_names())
-    return {p.name for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-
-
-def _estimator_specs(estimators):
-    """[(label, class, hyperparameters)] from the ``estimators`` table."""
-    out = []
-    for label, cfg in estimators.items():
+def _validate_estimators(ests):
+    if not isinstance(ests, dict) or not ests:
+        raise SpecError("estimators", "must name at least one estimator ([estimators.NAME])")
+    ckey = "est:" + canonical_json(ests)
+    if ckey in _VALID_CACHE:
+        return
+    for label, cfg in ests.items():
         key = f"estimators.{label}"
-        cfg = {} if cfg is None else cfg
-        if not isinstance(cfg, dict):
+        if cfg is not None and not isinstance(cfg, dict):
             raise SpecError(key, "must be a table of hyperparameters")
-        cfg = dict(cfg)
-        clsname = cfg.pop("class", label)
-        if not isinstance(clsname, str):
+        if cfg is not None and "class" in cfg and not isinstance(cfg["class"], str):
             raise SpecError(f"{key}.class", "must be an estimator name")
-        cls = _estimator_class(clsname, key)
-        out.append((label, cls, cfg))
-    return out
+        try:
+            est = X.estimator_from_table(label, cfg)
+            if hasattr(est, "_validate_params"):
+                est._validate_params()
+        except (ValueError, TypeError) as exc:
+            raise _spec_error(key, exc) from None
+    _VALID_CACHE[ckey] = None
 
 
-_VALID_CACHE: dict[str, None] = {}
-
-
-def _validate_estimation(params: dict):
-    for k in params:
-        if k not in _EST_KEYS:
-            raise SpecError(k, f"unknown parameter for task 'estimation' (allowed: "
-                               f"{', '.join(_EST_KEYS)})")
-    for k in ("population", "n", "estimators", "metrics"):
-        if k not in params:
-            raise SpecError(k, "required by task 'estimation'")
+def _check_n(params):
     n = params["n"]
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise SpecError("n", f"must be an integer >= 1; got {n!r}")
     gs = params.get("group_sampling", "random")
     if gs not in ("random", "fixed"):
         raise SpecError("group_sampling", f"must be 'random' or 'fixed'; got {gs!r}")
-
-    pop = params["population"]
-    if not isinstance(pop, dict):
-        raise SpecError("population", "must be a table (regime = ..., parameters)")
-    ckey = "pop:" + canonical_json(pop)
-    if ckey not in _VALID_CACHE:
-        from ..population import REGIMES, Population
-
-        regime = pop.get("regime")
-        if regime not in REGIMES:
-            raise SpecError("population.regime", f"must be one of {list(REGIMES)}; got {regime!r}")
-        allowed = _population_kwargs(regime)
-        for k in pop:
-            if k != "regime" and k not in allowed:
-                raise SpecError(f"population.{k}", f"unknown parameter for regime {regime!r} "
-                                                   f"(allowed: {sorted(allowed | {'regime'})})")
-        seed = pop.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise SpecError("population.seed", f"must be an integer >= 0; got {seed!r}")
-        kw = {k: v for k, v in pop.items() if k not in ("regime", "seed")}
-        try:
-            Population.from_regime(regime, seed=seed, **kw)
-        except (ValueError, TypeError) as exc:
-            msg = str(exc)
-            first = msg.split(" ", 1)[0]
-            raise SpecError(f"population.{first}" if first in kw else "population", msg) from None
-        _VALID_CACHE[ckey] = None
-
-    ests = params["estimators"]
-    if not isinstance(ests, dict) or not ests:
-        raise SpecError("estimators", "must name at least one estimator ([estimators.NAME])")
-    ckey = "est:" + canonical_json(ests)
-    if ckey not in _VALID_CACHE:
-        for label, cls, hyper in _estimator_specs(ests):
-            valid = _hyper_names(cls)
-            for h in hyper:
-                if h not in valid:
-                    raise SpecError(f"estimators.{label}.{h}",
-                                    f"unknown hyperparameter of {cls.__name__} "
-                                    f"(valid: {sorted(valid)})")
-            try:
-                est = cls(**hyper)
-                if hasattr(est, "_validate_params"):
-                    est._validate_params()
-            except (ValueError, TypeError) as exc:
-                raise SpecError(f"estimators.{label}", str(exc)) from None
-        _VALID_CACHE[ckey] = None
-
-    metrics = params["metrics"]
-    if (not isinstance(metrics, list) or not metrics
-            or not all(isinstance(m, str) for m in metrics)):
-        raise SpecError("metrics", "must be a non-empty list of metric names")
-    if len(set(metrics)) != len(metrics):
-        raise SpecError("metrics", "names must be unique")
-    for m in metrics:
-        get_metric(m)
-
-
-def _subseed(seed: np.random.SeedSequence, *words) -> np.random.SeedSequence:
-    """A child of ``seed`` keyed by words (stable: does not depend on how many children exist)."""
-    import hashlib
-
-    keys = tuple(int.from_bytes(hashlib.sha256(str(w).encode()).digest()[:8], "little")
-                 for w in words)
-    return np.random.SeedSequence(seed.entropy, spawn_key=tuple(seed.spawn_key) + keys)
-
-
-def _population_and_data(params: dict, seed: np.random.SeedSequence):
-    """The cell's population and its ``n`` comparisons (streams: see :func:`estimation`)."""
-    from ..population import Population
-
-    pop_cfg = dict(params["population"])
-    regime = pop_cfg.pop("regime")
-    pop_seed = pop_cfg.pop("seed", None)
-    pop = Population.from_regime(
-        regime, seed=_subseed(seed, "population") if pop_seed is None else pop_seed, **pop_cfg)
-    data = pop.sample(params["n"], seed=_subseed(seed, "data"),
-                      group_sampling=params.get("group_sampling", "random"))
-    return pop, data
-
-
-def _seeded_hyper(label: str, cls, hyper: dict, seed: np.random.SeedSequence) -> dict:
-    """``hyper`` plus the estimator's own seed (child "estimator/<label>") when it takes one and
-    the spec gives none."""
-    hyper = dict(hyper)
-    names = _hyper_names(cls)
-    for s in _SEED_ARGS:
-        if s in names and s not in hyper:
-            ss = _subseed(seed, "estimator", label)
-            hyper[s] = int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-            break
-    return hyper
-
-
-def estimation(params: dict, seed: np.random.SeedSequence) -> dict:
-    """Population -> n comparisons -> each estimator -> metrics ``{"<label>.<metric>": value}``.
-
-    Streams: the population from the child "population" of the cell seed (unless
-    ``population.seed`` fixes it for the whole sweep), the comparisons from the child "data", and
-    an estimator that takes ``seed`` / ``random_state`` (and has none in the spec) from the
-    child "estimator/<label>".
-    """
-    pop, data = _population_and_data(params, seed)
-    metrics = [(m, get_metric(m)) for m in params["metrics"]]
-    out = {}
-    for label, cls, hyper in _estimator_specs(params["estimators"]):
-        est = cls(**_seeded_hyper(label, cls, hyper, seed)).fit(data)
-        for m, fn in metrics:
-            out[f"{label}.{m}"] = fn(est, pop, data)
-    return out
 
 
 # Methods an estimator may define that check its hyperparameters (against the data) without
@@ -370,83 +201,141 @@ def _run_validators(est, data):
             fn(**kwargs)
 
 
-def _check_estimation(params: dict, seed: np.random.SeedSequence):
-    """``sweep --dry-run``: build the cell's population and data, construct every estimator and
-    run its validation against the data (``k <= d``, enough users for the clusters ...); no
-    fitting."""
-    try:
-        pop, data = _population_and_data(params, seed)
-    except (ValueError, TypeError) as exc:
-        raise SpecError("population", str(exc)) from None
-    for label, cls, hyper in _estimator_specs(params["estimators"]):
+def _check_against_data(estimators: dict, data, seed):
+    """Construct every estimator and run its own validation against ``data``; no fitting."""
+    for label, cfg in estimators.items():
         try:
-            est = cls(**_seeded_hyper(label, cls, hyper, seed))
-            _run_validators(est, data)
+            _run_validators(X.estimator_from_table(label, cfg, seed), data)
         except (ValueError, TypeError) as exc:
             raise SpecError(f"estimators.{label}", str(exc)) from None
+
+
+# --------------------------------------------------------------------------- estimation
+_EST_KEYS = ("population", "n", "group_sampling", "estimators", "metrics")
+
+
+def _validate_estimation(params: dict):
+    _check_keys(params, _EST_KEYS, ("population", "n", "estimators", "metrics"), "estimation")
+    _check_n(params)
+    _validate_design(params["population"], "population")
+    _validate_estimators(params["estimators"])
+    metrics = params["metrics"]
+    if (not isinstance(metrics, list) or not metrics
+            or not all(isinstance(m, str) for m in metrics)):
+        raise SpecError("metrics", "must be a non-empty list of metric names")
+    if len(set(metrics)) != len(metrics):
+        raise SpecError("metrics", "names must be unique")
+    for m in metrics:
+        get_metric(m)
+
+
+def _estimation_draw(params, seed):
+    pop = X.build_design(params["population"], seed)
+    draw = X.draw_data(pop, params["n"], seed, group_sampling=params.get("group_sampling",
+                                                                           "random"))
+    return pop, draw
+
+
+def estimation(params: dict, seed: np.random.SeedSequence) -> dict:
+    """Population -> n comparisons -> each estimator -> metrics ``{"<label>.<metric>": value}``
+    (streams: module docstring)."""
+    pop, draw = _estimation_draw(params, seed)
+    metrics = [(m, get_metric(m)) for m in params["metrics"]]
+    out = {}
+    for label, (est, _) in X.fit_estimators(params["estimators"], draw, seed).items():
+        for m, fn in metrics:
+            out[f"{label}.{m}"] = fn(est, pop, draw.data)
+    return out
+
+
+def _check_estimation(params: dict, seed: np.random.SeedSequence):
+    """``sweep --dry-run``: build the cell's population and data, construct every estimator and
+    run its validation against the data (``k <= d``, enough users for the clusters ...)."""
+    try:
+        _, draw = _estimation_draw(params, seed)
+    except (ValueError, TypeError) as exc:
+        raise SpecError("population", str(exc)) from None
+    _check_against_data(params["estimators"], draw.data, seed)
 
 
 estimation.validate = _validate_estimation
 estimation.check = _check_estimation
 estimation.seed_ignore = ("estimators", "metrics")
-register_task("estimation", estimation)
 
 
-# ---------------------------------------------------------------------------------- toy
-_TOY_KEYS = ("x", "n", "sleep", "fail", "crash", "label", "nested")
-TOY_LOG_ENV = "PLURALRLHF_SWEEP_TOY_LOG"
+# --------------------------------------------------------------------------- experiment
+_EXP_KEYS = ("design", "n", "n_test", "env", "beta", "estimators", "policies",
+             "group_sampling", "on_env", "gold")
 
 
-def _validate_toy(params: dict):
-    for k in params:
-        if k not in _TOY_KEYS:
-            raise SpecError(k, "unknown parameter for task 'toy' "
-                               f"(allowed: {', '.join(_TOY_KEYS)})")
-    x = params.get("x", 0.0)
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise SpecError("x", f"must be a number; got {x!r}")
-    n = params.get("n", 8)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise SpecError("n", f"must be an integer >= 1; got {n!r}")
-    s = params.get("sleep", 0.0)
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0:
-        raise SpecError("sleep", f"must be a number >= 0; got {s!r}")
+def _experiment(params: dict) -> X.Experiment:
+    env = params.get("env")
+    try:
+        return X.Experiment(params["design"], n=params["n"], estimators=params["estimators"],
+                            policies=params.get("policies", {}),
+                            env=tuple(env) if isinstance(env, list) else env,
+                            beta=params.get("beta", 1.0), n_test=params.get("n_test", 0),
+                            group_sampling=params.get("group_sampling", "random"),
+                            on_env=params.get("on_env", True), gold=params.get("gold", "same"))
+    except InvalidParameterError as exc:
+        raise _spec_error("policies", exc) from None
 
 
-def toy(params: dict, seed: np.random.SeedSequence) -> dict:
-    """Cheap stand-in for a real cell: ``n`` normal draws shifted by ``x``.
+def _validate_experiment(params: dict):
+    _check_keys(params, _EXP_KEYS, ("design", "n", "estimators"), "experiment")
+    _check_n(params)
+    _validate_design(params["design"], "design")
+    _validate_estimators(params["estimators"])
+    env = params.get("env")
+    if env is not None and not (isinstance(env, list) and len(env) == 2
+                                and all(isinstance(v, int) and not isinstance(v, bool)
+                                        for v in env)):
+        raise SpecError("env", f"must be [n_contexts, n_actions] (integers); got {env!r}")
+    if params.get("policies") and env is None:
+        raise SpecError("env", "policies need an environment: env = [n_contexts, n_actions]")
+    _experiment(params)
 
-    ``sleep`` seconds of wall time, ``fail = true`` raises, ``crash = true`` kills the worker
-    process (raises in the main process instead); when the environment variable
-    ``PLURALRLHF_SWEEP_TOY_LOG`` names a file, each computation appends its seed's spawn key to
-    it (tests count computations that way).
-    """
-    x = float(params.get("x", 0.0))
-    n = int(params.get("n", 8))
-    if params.get("sleep"):
-        time.sleep(float(params["sleep"]))
-    if params.get("fail"):
-        raise RuntimeError(f"toy failure requested (x={x!r})")
-    if params.get("crash"):
-        import multiprocessing
 
-        if multiprocessing.parent_process() is not None:
-            os._exit(70)
-        raise RuntimeError("toy crash requested (not in a worker process: raised instead)")
-    rng = np.random.Generator(np.random.PCG64(seed))
-    z = rng.standard_normal((n, 3))
-    out = {"mean": float(z.mean() + x), "sd": float(z.std()), "trace": float(np.trace(z.T @ z)),
-           "draws": z[:3, 0].tolist(), "n_draws": n}
-    log = os.environ.get(TOY_LOG_ENV)
-    if log:
-        line = ("{}\n".format(",".join(str(k) for k in seed.spawn_key))).encode()
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+def _table_to_metrics(result) -> dict:
+    """The tidy table as the sweep's columns (per-group lists; module docstring)."""
+    t = result.table
+    out = {"v_star": float(result.v_star)}
+    est_cols = [c for c in ("err_l2", "test_accuracy", "test_log_loss") if c in t]
+    for label, sub in t.groupby("estimator", sort=False):
+        first = sub[sub["policy"] == sub["policy"].iloc[0]].sort_values("group")
+        for c in est_cols:
+            out[f"{label}.{c}"] = first[c].astype(float).tolist()
+        out[f"{label}.converged"] = bool(first["converged"].all())
+        for plabel, ps in sub.groupby("policy", sort=False):
+            if plabel == "none":
+                continue
+            ps = ps.sort_values("group")
+            for c in ("utility", "gap", "win_rate"):
+                out[f"{label}.{plabel}.{c}"] = ps[c].astype(float).tolist()
+            out[f"{label}.{plabel}.subopt"] = float(ps["subopt"].iloc[0])
+            out[f"{label}.{plabel}.certified"] = bool(ps["certified"].iloc[0])
     return out
 
 
-toy.validate = _validate_toy
-register_task("toy", toy)
+def experiment(params: dict, seed: np.random.SeedSequence) -> dict:
+    """One run of :class:`simulator.experiment.Experiment` (columns: module docstring)."""
+    return _table_to_metrics(_experiment(params).run(seed))
+
+
+def _check_experiment(params: dict, seed: np.random.SeedSequence):
+    """``sweep --dry-run``: the design, the environment and the data of the cell, every
+    estimator validated against the data; no fitting."""
+    exp = _experiment(params)
+    try:
+        design = X.build_design(exp.design, seed)
+        env = X.build_env(design, exp.env, seed)
+        draw = X.draw_data(design, exp.n, seed, env=env, on_env=exp.on_env,
+                           group_sampling=exp.group_sampling, n_test=exp.n_test)
+    except (ValueError, TypeError) as exc:
+        raise SpecError("design", str(exc)) from None
+    _check_against_data(params["estimators"], draw.data, seed)
+
+
+experiment.validate = _validate_experiment
+experiment.check = _check_experiment
+experiment.seed_ignore = ("estimators", "policies", "gold")

@@ -155,6 +155,93 @@ def test_seed_none_is_refused_everywhere():
         Population.shared(4, 2, [1.0], seed=None)
 
 
+# ------------------------------------------------------------------ the figures' planted regimes
+def _explicit(d, W, proportions, seed):
+    """The planted population written out by hand (the figures' code before the registry)."""
+    from simulator.population import random_orthonormal
+
+    B = random_orthonormal(d, W.shape[0], np.random.default_rng(seed))
+    return Population(B, W, proportions)
+
+
+def _same_bits(a, b):
+    for attr in ("B", "W", "proportions", "theta0", "theta"):
+        assert getattr(a, attr).tobytes() == getattr(b, attr).tobytes(), attr
+
+
+def test_minority_proportions_known_answer():
+    from simulator.population import minority_proportions
+
+    p = minority_proportions(0.1, 5)
+    # exactly the entries, not renormalised: [0.1, 0.9 / 4 x 4]
+    assert p.tolist() == [0.1] + [(1.0 - 0.1) / 4] * 4
+    assert p.sum() == pytest.approx(1.0, abs=1e-15)
+    with pytest.raises(ValueError, match="minority"):
+        minority_proportions(1.0, 3)
+    with pytest.raises(ValueError, match="n_groups"):
+        minority_proportions(0.2, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 7, np.random.SeedSequence(3)])
+def test_planted_is_B_times_the_given_weights(seed):
+    W = np.array([[1.0, 0.0, 0.5], [0.0, 2.0, 0.5]])
+    pop = Population.planted(6, W, [0.2, 0.3, 0.5], seed=seed)
+    _same_bits(pop, _explicit(6, W, [0.2, 0.3, 0.5], seed))
+    np.testing.assert_allclose(pop.theta, (pop.B @ W).T, atol=1e-15)
+    np.testing.assert_allclose(pop.B.T @ pop.B, np.eye(2), atol=1e-12)
+    assert pop.name == "planted"
+    with pytest.raises(ValueError, match="k must"):
+        Population.planted(1, W, [0.2, 0.3, 0.5], seed=0)  # k = 2 > d = 1
+    with pytest.raises(ValueError, match="W"):
+        Population.planted(4, np.ones(3), [1.0], seed=0)
+
+
+def test_spanned_regime_known_weights_and_bits():
+    pop = Population.spanned(8, 0.1, seed=np.random.SeedSequence(5), signal=2.0)
+    W = 2.0 * np.array([[0.3, 1.0, 0.0], [0.7, 0.0, 1.0]])
+    _same_bits(pop, _explicit(8, W, [0.1, 0.45, 0.45], np.random.SeedSequence(5)))
+    assert (pop.n_groups, pop.k, pop.name) == (3, 2, "spanned")
+    assert pop.traits_spanned_by_others(0) and pop.minority == 0
+
+
+def test_u_eq_k_regime_is_shared_with_as_many_groups_as_traits():
+    pop = Population.u_eq_k(8, 0.1, seed=4, signal=2.0)
+    ref = Population.shared(8, 3, [0.1, 0.45, 0.45], seed=4, weights="simplex", signal=2.0)
+    _same_bits(pop, ref)
+    assert pop.n_groups == pop.k == 3 and pop.name == "u_eq_k"
+    np.testing.assert_allclose(pop.W.sum(axis=0), 2.0, rtol=1e-12)  # signal x simplex
+    assert not pop.traits_spanned_by_others(0)  # U = k: generic weights are not spanned
+
+
+@pytest.mark.parametrize("regime,rows", [("binding", "BINDING_W"),
+                                         ("nonbinding", "NONBINDING_W")])
+def test_maxmin_planted_regimes_bits_and_binding(regime, rows):
+    """The minority's dual weight at the exact max-min optimum of the true rewards: > 0 in
+    ``binding``, 0 in ``nonbinding`` (on the arm environments fig 3 uses, three seeds)."""
+    import simulator.population as P
+    from simulator.policy import maxmin_policy
+
+    W = 2.0 * np.array(getattr(P, rows), dtype=float).T
+    for s in range(3):
+        seed = np.random.SeedSequence(s)
+        pop = Population.from_regime(regime, d=8, minority=0.02, seed=seed, signal=2.0)
+        _same_bits(pop, _explicit(8, W, [0.02] + [0.98 / 4] * 4, seed))
+        assert pop.name == regime and pop.traits_spanned_by_others(0)
+        env = pop.arm_env(10, 4, s)
+        q0 = maxmin_policy(env, pop.theta, 0.5, "exact", warn=False).weights[0]
+        assert bool(q0 > 1e-6) is (regime == "binding"), q0
+
+
+def test_new_regimes_are_registered():
+    from simulator.population import REGIMES
+
+    assert {"planted", "spanned", "u_eq_k", "binding", "nonbinding"} <= set(REGIMES)
+    a = Population.from_regime("spanned", d=5, minority=0.2, seed=1)
+    _same_bits(a, Population.spanned(5, 0.2, seed=1))
+    with pytest.raises(ValueError, match="minority"):
+        Population.binding(4, 0.0, seed=0)
+
+
 # ------------------------------------------------------------------ Population.new_users
 @given(pop=populations(), n_new=st.integers(1, 8), seed=st.integers(0, 2**31))
 def test_new_users_share_B_and_feature_law(pop, n_new, seed):

@@ -2,16 +2,18 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import theory
 from figures import fig3_policy as fig3
+from figures import runner
 
 
 def test_spec_protocol():
     for size in ("tiny", "quick", "full"):
         sp = fig3.spec(size)
-        assert sp["name"] == fig3.NAME == "fig3"
-        assert sp["task"] == "figures.fig3_policy:cell"
+        assert sp["sweep"]["name"] == fig3.NAME == "fig3"
+        assert sp["sweep"]["task"] == "figures.fig3_policy:cell"
         assert {"regime", "eta"} == set(sp["axes"])
         assert "binding" in sp["axes"]["regime"]
 
@@ -33,7 +35,7 @@ def test_fig3_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
         np.testing.assert_allclose(df[f"err_{est}_inside"] ** 2 + df[f"err_{est}_outside"] ** 2,
                                    df[f"err_{est}_total"] ** 2, rtol=1e-8)
 
-    claims = fig3.analyse(df, tmp_path)
+    claims = runner.analyse(fig3, df, tmp_path)
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / f"fig3.{ext}").stat().st_size > 0
     pts = pd.read_csv(tmp_path / "fig3.csv")
@@ -44,6 +46,10 @@ def test_fig3_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
             assert {f"subopt_{est}_{obj}", f"minu_{est}_{obj}", f"wr_min_{est}_{obj}"} <= series
     assert {"err_separate_inside", "err_separate_outside", "err_sharedrep_inside",
             "err_sharedrep_outside", "gold_value", "gold_pw_subopt"} <= series
+    pd.testing.assert_frame_equal(pts, fig3.points(df), check_dtype=False)
+    # the second regime (nonbinding): its planted minority binds in no replicate
+    frac = pts.loc[pts["series"] == "minority_binding_frac", "mean"]
+    assert (frac == 0.0).all()
     assert claims and all(isinstance(c, theory.ClaimResult) for c in claims)
     assert all(c.verdict in theory.VERDICTS for c in claims)
     assert all(not c.verified for c in claims)
@@ -51,3 +57,11 @@ def test_fig3_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
     table = theory.claims_table(claims)
     assert table["quantity"].str.contains("SharedRep - Separate").sum() >= 3
     assert table["quantity"].str.contains("nonbinding").any()
+
+
+def test_fig3_planted_regime_must_match_k():
+    sp = fig3.spec("tiny")
+    params = {**{k: v for k, v in sp.items() if k not in ("sweep", "axes")},
+              "regime": "binding", "eta": 0.1, "k": 3}
+    with pytest.raises(ValueError, match="plants k = 2"):
+        fig3.cell(params, np.random.SeedSequence(0))

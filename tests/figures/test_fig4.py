@@ -1,19 +1,23 @@
 """Figure 4 (single-reward impossibility) at the tiny size: cell + analyse, files and claims."""
 
+import io
+
 import numpy as np
 import pandas as pd
 
 import theory
 from figures import fig4_impossibility as fig4
+from figures import runner
 
 
 def test_spec_protocol():
     for size in ("tiny", "quick", "full"):
         sp = fig4.spec(size)
-        assert sp["name"] == fig4.NAME == "fig4"
-        assert sp["task"] == "figures.fig4_impossibility:cell"
+        assert runner.sweep_spec(sp) is sp  # already the sweep engine's format
+        assert sp["sweep"]["name"] == fig4.NAME == "fig4"
+        assert sp["sweep"]["task"] == "figures.fig4_impossibility:cell"
         assert set(sp["axes"]) == {"angle_deg", "eta"}
-        assert set(sp["seed_ignore"]) <= set(sp["axes"])
+        assert set(sp["sweep"]["seed_ignore"]) == set(sp["axes"])  # common random numbers
 
 
 def test_fig4_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
@@ -30,10 +34,18 @@ def test_fig4_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
     e = df.groupby("angle_deg")["epsilon"].mean()
     assert e.is_monotonic_increasing
 
-    claims = fig4.analyse(df, tmp_path)
+    # the cell's Theorem 1 constants are the environment's (module docstring conventions)
+    assert (df["L_pi"] == 2 * df["D"]).all() and (df["lambda_psi"] > 0).all()
+    # the groups always differ (angle > 0), so phi* is never group u's own parameter
+    assert (df["mismatch_pop"] > 0).all()
+
+    claims = runner.analyse(fig4, df, tmp_path)
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / f"fig4.{ext}").stat().st_size > 0
     pts = pd.read_csv(tmp_path / "fig4.csv")
+    # the CSV is points(df), written as it is (a round trip through CSV on both sides)
+    pd.testing.assert_frame_equal(pts, pd.read_csv(io.StringIO(fig4.points(df).to_csv(index=False))))
+    assert len(fig4.claims(df)) == len(claims) == 14
     assert {"panel", "series", "eta", "angle_deg", "epsilon", "mean", "q10", "q90", "bound",
             "n_seeds", "beta"} <= set(pts.columns)
     assert set(pts["panel"]) == {"gap_vs_epsilon", "gap_vs_eta", "lemma1", "gap_vs_beta"}

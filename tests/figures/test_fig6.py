@@ -1,5 +1,7 @@
 """Figure 6 (EM cluster recovery) at the tiny size through the real sweep engine."""
 
+import io
+
 import numpy as np
 import pandas as pd
 
@@ -12,11 +14,12 @@ from simulator.seeding import derive_seed_sequence
 def test_spec_protocol():
     for size in ("tiny", "quick", "full"):
         sp = fig6.spec(size)
-        assert sp["name"] == fig6.NAME == "fig6"
-        assert sp["task"] == "figures.fig6_em:cell"
+        assert runner.sweep_spec(sp) is sp  # already the sweep engine's format
+        assert sp["sweep"]["name"] == fig6.NAME == "fig6"
+        assert sp["sweep"]["task"] == "figures.fig6_em:cell"
         assert set(sp["axes"]) == {"angle_deg", "eta"}
-        assert set(sp["seed_ignore"]) <= set(sp["axes"])
-        assert sp["replicates"] >= 3
+        assert set(sp["sweep"]["seed_ignore"]) <= set(sp["axes"])
+        assert sp["sweep"]["replicates"] >= 3
 
 
 def test_make_data_gives_every_user_m_comparisons():
@@ -41,11 +44,15 @@ def test_cell_returns_scalars_and_monotone_iterations():
         assert out[f"{v}_err_minority"] >= 0.0
 
 
-def test_fig6_tiny_writes_files_and_claims(tmp_path):
-    claims = runner.run_figure("fig6", tmp_path, size="tiny", executor="serial", progress=False)
+def test_fig6_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
+    df = tiny_sweep(fig6)
+    claims = runner.analyse(fig6, df, tmp_path)
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / f"fig6.{ext}").stat().st_size > 0
     pts = pd.read_csv(tmp_path / "fig6.csv")
+    # the CSV is points(df), written as it is (a round trip through CSV on both sides)
+    pd.testing.assert_frame_equal(pts, pd.read_csv(io.StringIO(fig6.points(df).to_csv(index=False))))
+    assert len(fig6.claims(df)) == len(claims)
     assert {"panel", "series", "metric", "x_name", "x", "mean", "q10", "q90",
             "n_seeds"} <= set(pts.columns)
     assert set(pts["panel"]) == set("abcdef")

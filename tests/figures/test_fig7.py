@@ -1,5 +1,7 @@
 """Figure 7 (shared low rank) at the tiny size through the real sweep engine."""
 
+import io
+
 import numpy as np
 import pandas as pd
 
@@ -12,11 +14,12 @@ from simulator.seeding import derive_seed_sequence
 def test_spec_protocol():
     for size in ("tiny", "quick", "full"):
         sp = fig7.spec(size)
-        assert sp["name"] == fig7.NAME == "fig7"
-        assert sp["task"] == "figures.fig7_lowrank:cell"
+        assert runner.sweep_spec(sp) is sp  # already the sweep engine's format
+        assert sp["sweep"]["name"] == fig7.NAME == "fig7"
+        assert sp["sweep"]["task"] == "figures.fig7_lowrank:cell"
         assert set(sp["axes"]) == {"N", "n"}
-        assert set(sp["seed_ignore"]) <= set(sp["axes"])
-        assert sp["params"]["k"] <= sp["params"]["d"] <= min(sp["axes"]["N"])
+        assert set(sp["sweep"]["seed_ignore"]) <= set(sp["axes"])
+        assert sp["k"] <= sp["d"] <= min(sp["axes"]["N"])
 
 
 def test_cell_returns_scalars():
@@ -38,11 +41,15 @@ def test_ratio_statistic_on_known_values():
     assert np.isclose(slope, -1.0) and np.isclose(level, 1.0)
 
 
-def test_fig7_tiny_writes_files_and_claims(tmp_path):
-    claims = runner.run_figure("fig7", tmp_path, size="tiny", executor="serial", progress=False)
+def test_fig7_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
+    df = tiny_sweep(fig7)
+    claims = runner.analyse(fig7, df, tmp_path)
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / f"fig7.{ext}").stat().st_size > 0
     pts = pd.read_csv(tmp_path / "fig7.csv")
+    # the CSV is points(df), written as it is (a round trip through CSV on both sides)
+    pd.testing.assert_frame_equal(pts, pd.read_csv(io.StringIO(fig7.points(df).to_csv(index=False))))
+    assert len(fig7.claims(df)) == len(claims)
     assert {"panel", "estimator", "N", "n", "Nn", "mean", "q10", "q90", "theory",
             "n_seeds"} <= set(pts.columns)
     assert set(pts["panel"]) == {"a", "b", "c"}

@@ -1,13 +1,16 @@
 """Figure 8 (greedy vs pessimistic MLE on a coverage-deficient bandit) at the tiny size."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
 
 import theory
-from figures import FIGURES
+from figures import FIGURES, runner
 from figures import fig8_pessimism as fig8
+from simulator.seeding import derive_seed_sequence
 from theory.pessimism import greedy_failure_limit
 
 
@@ -15,10 +18,28 @@ def test_spec_protocol_and_registration():
     assert FIGURES["fig8"] == "figures.fig8_pessimism"
     for size in ("tiny", "quick", "full"):
         sp = fig8.spec(size)
-        assert sp["name"] == fig8.NAME == "fig8"
-        assert sp["task"] == "figures.fig8_pessimism:cell"
-        assert set(sp["axes"]) == {"n"} and sp["seed_ignore"] == ["n"]
-        assert sp["params"]["n_uncovered"] == 1
+        assert runner.sweep_spec(sp) is sp  # already the sweep engine's format
+        assert sp["sweep"]["name"] == fig8.NAME == "fig8"
+        assert sp["sweep"]["task"] == "figures.fig8_pessimism:cell"
+        assert set(sp["axes"]) == {"n"} and sp["sweep"]["seed_ignore"] == ["n"]
+        assert sp["n_uncovered"] == 1
+
+
+def test_design_draws_the_uncovered_label_first():
+    # the fixed design's labels are two binomials from the seed's generator, the uncovered pair
+    # first: the same numbers as drawing them one by one (so the label of a2 does not depend on n)
+    params = {**{k: v for k, v in fig8.spec("tiny").items() if k not in ("sweep", "axes")}}
+    for n in (1000, 16000):
+        fixed = fig8.design({**params, "n": n})
+        np.testing.assert_array_equal(fixed.counts, [1, n - 1])
+        np.testing.assert_allclose(fixed.probabilities(), expit([0.5, 1.0]), rtol=1e-15)
+        seed = derive_seed_sequence(8, "test", 3)
+        lab = fixed.sample(seed)
+        rng = np.random.default_rng(seed)
+        k2 = rng.binomial(1, expit(0.5))
+        k1 = rng.binomial(n - 1, expit(1.0))
+        np.testing.assert_array_equal(lab.wins, [k2, k1])
+        assert lab.sample_weight.sum() == n
 
 
 def test_greedy_failure_limit():
@@ -55,10 +76,12 @@ def test_fig8_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
     big = df[df["n"] == df["n"].max()]
     assert big["subopt_pessimistic"].mean() < big["subopt_greedy"].mean()
 
-    claims = fig8.analyse(df, tmp_path)
+    claims = runner.analyse(fig8, df, tmp_path)
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / f"fig8.{ext}").stat().st_size > 0
     pts = pd.read_csv(tmp_path / "fig8.csv")
+    # the CSV is points(df), written as it is (a round trip through CSV on both sides)
+    pd.testing.assert_frame_equal(pts, pd.read_csv(io.StringIO(fig8.points(df).to_csv(index=False))))
     assert {"series", "replicates", "n", "mean", "q10", "q90", "n_seeds"} <= set(pts.columns)
     assert {f"subopt_{p}" for p in fig8.POLICIES} | {"thm32_bound_C1", "greedy_limit_D"} == set(
         pts["series"])

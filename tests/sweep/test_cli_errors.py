@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOY = """
 n = 3
 [sweep]
-task = "toy"
+task = "tests.sweep.toy_task:toy"
 seed = 1
 [axes]
 x = [1.0, 2.0]
@@ -63,10 +63,10 @@ def d(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli_errors")
     write(base / "toy.toml", TOY)
     write(base / "toy_other.toml", TOY.replace("n = 3", "n = 4"))
-    write(base / "bad.toml", "[sweep\ntask = 'toy'\n")
+    write(base / "bad.toml", "[sweep\ntask = 'tests.sweep.toy_task:toy'\n")
     write(base / "binary.toml", b"\xff\xfe\x00\x81 not text")
     write(base / "nosweep.toml", "n = 3\n")
-    write(base / "rep0.toml", "[sweep]\ntask = 'toy'\nseed = 1\nreplicates = 0\n")
+    write(base / "rep0.toml", "[sweep]\ntask = 'tests.sweep.toy_task:toy'\nseed = 1\nreplicates = 0\n")
     write(base / "badtask.toml", "[sweep]\ntask = 'no_such_task'\nseed = 1\n")
     write(base / "badparam.toml", TOY.replace("n = 3", "n = 3\nspeed = 2"))
     write(base / "est_unknown.toml", EST.format(label="e", cls="NoSuchEstimator", hyper=""))
@@ -285,7 +285,7 @@ def test_dry_run_catches_more_clusters_than_users_and_unknown_names(tmp_path):
 
 
 def test_dry_run_lists_at_most_ten_bad_cells_then_a_count(tmp_path, capsys):
-    spec = write(tmp_path / "s.toml", "[sweep]\ntask = 'toy'\nseed = 1\n[axes]\n"
+    spec = write(tmp_path / "s.toml", "[sweep]\ntask = 'tests.sweep.toy_task:toy'\nseed = 1\n[axes]\n"
                  "x = [" + ", ".join(f"'v{i}'" for i in range(14)) + ", 1.0]\n")
     rc = cli_main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--dry-run"])
     lines = capsys.readouterr().err.strip().splitlines()

@@ -16,13 +16,13 @@ import pytest
 
 from simulator.cli import main as cli_main
 from simulator.sweep import SweepError, load, run_cell, run_sweep
-from simulator.sweep.tasks import TOY_LOG_ENV
+from tests.sweep.toy_task import TOY, TOY_LOG_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def toy_spec(replicates=2, **extra):
-    return {"sweep": {"name": "toy", "task": "toy", "seed": 7, "replicates": replicates},
+    return {"sweep": {"name": "toy", "task": TOY, "seed": 7, "replicates": replicates},
             "n": 6, **extra,
             "axes": {"x": [0.0, 1.0, 2.5], "nested.a": [1, 2]}}
 
@@ -101,7 +101,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path, toy_log):
         n = 4
         sleep = 0.08
         [sweep]
-        task = "toy"
+        task = "tests.sweep.toy_task:toy"
         seed = 99
         replicates = 2
         [axes]
@@ -219,7 +219,7 @@ def test_resume_with_another_spec_names_the_difference(tmp_path):
 # ------------------------------------------------------------------------------- CLI
 def test_cli_runs_resumes_and_reports_bad_specs(tmp_path, capsys):
     spec = tmp_path / "s.toml"
-    spec.write_text("n = 3\n[sweep]\ntask = 'toy'\nseed = 1\n[axes]\nx = [1.0, 2.0]\n")
+    spec.write_text("n = 3\n[sweep]\ntask = 'tests.sweep.toy_task:toy'\nseed = 1\n[axes]\nx = [1.0, 2.0]\n")
     out = tmp_path / "out"
     assert cli_main(["sweep", str(spec), "--out", str(out), "--executor", "serial"]) == 0
     err = capsys.readouterr().err
@@ -229,7 +229,7 @@ def test_cli_runs_resumes_and_reports_bad_specs(tmp_path, capsys):
     assert len(load(out)) == 2
     assert cli_main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
     assert "2 cells" in capsys.readouterr().out
-    spec.write_text("[sweep]\ntask = 'toy'\nseed = 1\nreplicates = 0\n")
+    spec.write_text("[sweep]\ntask = 'tests.sweep.toy_task:toy'\nseed = 1\nreplicates = 0\n")
     assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "o2")]) == 2
     assert "sweep.replicates: must be an integer >= 1" in capsys.readouterr().err
 

@@ -9,10 +9,11 @@ import pytest
 from simulator.seeding import derive_seed_sequence
 from simulator.sweep import SpecError, load_spec, run_cell
 from simulator.sweep.spec import canonical_json
+from tests.sweep.toy_task import TOY
 
 
 def toy_spec(**sweep):
-    return {"sweep": {"task": "toy", "seed": 3, "replicates": 2, **sweep},
+    return {"sweep": {"task": TOY, "seed": 3, "replicates": 2, **sweep},
             "n": 5, "axes": {"x": [0.0, 1.5, -2.0], "label": ["a", "b"]}}
 
 
@@ -49,7 +50,7 @@ def test_seeds_do_not_depend_on_axis_order(tmp_path):
     a = textwrap.dedent("""
         n = 4
         [sweep]
-        task = "toy"
+        task = "tests.sweep.toy_task:toy"
         seed = 5
         [axes]
         x = [1.0, 2.0]
@@ -60,7 +61,7 @@ def test_seeds_do_not_depend_on_axis_order(tmp_path):
     b = textwrap.dedent("""
         [sweep]
         seed = 5
-        task = "toy"
+        task = "tests.sweep.toy_task:toy"
         [nested]
         b = 1
         [axes]
@@ -82,9 +83,9 @@ def test_seeds_do_not_depend_on_axis_order(tmp_path):
     ref = derive_seed_sequence(5, canonical_json(c.params), c.replicate)
     assert c.seed_sequence().spawn_key == ref.spawn_key
     # a dotted axis and a nested table give the same cell
-    sc = load_spec({"sweep": {"task": "toy", "seed": 5}, "n": 4, "nested": {"b": 1},
+    sc = load_spec({"sweep": {"task": TOY, "seed": 5}, "n": 4, "nested": {"b": 1},
                     "axes": {"x": [1.0], "label": ["p"]}})
-    sd = load_spec({"sweep": {"task": "toy", "seed": 5}, "n": 4,
+    sd = load_spec({"sweep": {"task": TOY, "seed": 5}, "n": 4,
                     "axes": {"x": [1.0], "label": ["p"], "nested": {"b": [1]}}})
     assert sc.cells()[0].cell_id == sd.cells()[0].cell_id
 
@@ -157,7 +158,7 @@ def test_bad_specs_are_rejected_naming_the_key(path, value, needle):
 
 def test_bad_toml_and_toy_keys(tmp_path):
     p = tmp_path / "s.toml"
-    p.write_text("[sweep]\nseed = 1\ntask = 'toy'\n[axes]\nx = [1, 2]\ny = 3\n")
+    p.write_text("[sweep]\nseed = 1\ntask = 'tests.sweep.toy_task:toy'\n[axes]\nx = [1, 2]\ny = 3\n")
     with pytest.raises(SpecError, match=r"axes.y: values must be a non-empty list"):
         load_spec(p)
     p.write_text("[sweep\n")
@@ -166,7 +167,7 @@ def test_bad_toml_and_toy_keys(tmp_path):
     with pytest.raises(SpecError, match="not found"):
         load_spec(tmp_path / "missing.toml")
     with pytest.raises(SpecError, match="axes.x"):
-        load_spec({"sweep": {"task": "toy", "seed": 1}, "axes": {"x": [1.0, "s"]}})
+        load_spec({"sweep": {"task": TOY, "seed": 1}, "axes": {"x": [1.0, "s"]}})
     with pytest.raises(SpecError, match="^sweep: missing"):
         load_spec({"axes": {"x": [1.0]}})
 

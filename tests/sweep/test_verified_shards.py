@@ -21,11 +21,11 @@ from simulator.sweep.store import (
     shard_checksum,
     verify_shard,
 )
-from simulator.sweep.tasks import TOY_LOG_ENV
+from tests.sweep.toy_task import TOY, TOY_LOG_ENV
 
 
 def toy_spec(seed=7, xs=(0.0, 1.0, 2.5)):
-    return {"sweep": {"name": "toy", "task": "toy", "seed": seed, "replicates": 2},
+    return {"sweep": {"name": "toy", "task": TOY, "seed": seed, "replicates": 2},
             "n": 6, "axes": {"x": list(xs), "nested.a": [1, 2]}}
 
 
@@ -75,7 +75,7 @@ def test_resume_recomputes_exactly_the_tampered_shards(tmp_path, toy_log, capsys
     out = tmp_path / "run"
     spec_path = tmp_path / "toy.toml"
     spec_path.write_text(
-        "n = 6\n[sweep]\nname = 'toy'\ntask = 'toy'\nseed = 7\nreplicates = 2\n"
+        "n = 6\n[sweep]\nname = 'toy'\ntask = 'tests.sweep.toy_task:toy'\nseed = 7\nreplicates = 2\n"
         "[axes]\nx = [0.0, 1.0, 2.5]\n'nested.a' = [1, 2]\n")
     assert cli_main(["sweep", str(spec_path), "--out", str(out), "--executor", "serial",
                      "--no-progress"]) == 0
