@@ -12,8 +12,8 @@ under the true rewards, as one tidy table with a row per (estimator, policy, gro
 
 Stages
 ------
-Each stage is a public function, so that a figure (or a researcher's own script) can take one
-with its own seeds and leave the rest to the library:
+Each stage is a public function that draws from the seed it is given, so that a figure (or a
+researcher's own script) can run one with its own streams and leave the rest to the library:
 
 1. :func:`build_design` — a :class:`~simulator.population.Population`, a
    :class:`~simulator.designs.FixedDesign` (given comparisons on a finite-arm environment), or a
@@ -38,10 +38,11 @@ Gold policy: the same rule applied to the true parameters (``gold="same"``, the 
 paper's metric: for ``"pointwise"`` the true pointwise-min policy), or the exact max-min policy
 of the true parameters for every rule (``gold="exact"``).
 
-Streams: children of the run seed by name (:func:`named_child`): ``"population"`` (a regime
-table without its own ``seed``), ``"env"``, ``"data"``, ``"test"`` and ``"estimator/<label>"``
-(for a table-specified estimator that takes ``seed`` / ``random_state`` and has none). The names
-are those the sweep's ``estimation`` task has always used, so its numbers did not move.
+Streams of :meth:`Experiment.run`: children of the run seed by name (:func:`named_child`):
+``"population"`` (a regime table without its own ``seed``), ``"env"``, ``"data"``, ``"test"`` and
+``"estimator/<label>"`` (for a table-specified estimator that takes ``seed`` / ``random_state``
+and has none; :func:`fit_estimators` derives it from the seed it is given). The names are those
+the sweep's ``estimation`` task has always used, so its numbers did not move.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def named_child(seed, *words) -> np.random.SeedSequence:
 def build_design(design, seed=None):
     """A :class:`Population` or :class:`FixedDesign` from ``design`` (either of them, or a regime
     table ``{"regime": name, **constructor arguments}``; its population seed is ``design["seed"]``
-    when given, else the child ``"population"`` of ``seed``)."""
+    when given, else ``seed``)."""
     if isinstance(design, (Population, FixedDesign)):
         return design
     if not isinstance(design, dict):
@@ -95,9 +96,8 @@ def build_design(design, seed=None):
     pop_seed = cfg.pop("seed", None)
     if pop_seed is None:
         if seed is None:
-            raise InvalidParameterError("design: a regime table without 'seed' needs the run's "
-                                        "seed")
-        pop_seed = named_child(seed, "population")
+            raise InvalidParameterError("design: a regime table without 'seed' needs a seed")
+        pop_seed = seed
     return Population.from_regime(regime, seed=pop_seed, **cfg)
 
 
@@ -111,7 +111,7 @@ def _truth(design):
 
 def build_env(design, env, seed) -> FiniteArmEnv | None:
     """The evaluation environment: ``env`` itself, ``(n_contexts, n_actions)`` arms drawn from the
-    population (``Population.arm_env``, stream ``"env"``), a FixedDesign's own, or None."""
+    population from ``seed`` (``Population.arm_env``), a FixedDesign's own, or None."""
     if isinstance(design, FixedDesign):
         if env is not None and env is not design.env:
             raise InvalidParameterError("env: a FixedDesign brings its own environment; leave "
@@ -120,7 +120,7 @@ def build_env(design, env, seed) -> FiniteArmEnv | None:
     if env is None or isinstance(env, FiniteArmEnv):
         return env
     if isinstance(env, (tuple, list)) and len(env) == 2:
-        return design.arm_env(env[0], env[1], named_child(seed, "env"))
+        return design.arm_env(env[0], env[1], seed)
     raise InvalidParameterError(f"env must be a FiniteArmEnv, a pair (n_contexts, n_actions) or "
                                 f"None; got {env!r}")
 
@@ -136,8 +136,9 @@ class Draw:
 
 
 def draw_data(design, n, seed, *, env=None, on_env: bool = True, group_sampling="random",
-              n_test: int = 0) -> Draw:
-    """The training comparisons (stream ``"data"``) and ``n_test`` held-out ones (``"test"``).
+              n_test: int = 0, test_seed=None) -> Draw:
+    """The training comparisons (from ``seed``) and ``n_test`` held-out ones (from
+    ``test_seed``).
 
     A Population draws ``n`` comparisons (on ``env`` when one is given and ``on_env``); a
     FixedDesign labels its own pairs (``n`` must be None) and its held-out set is a second
@@ -147,18 +148,24 @@ def draw_data(design, n, seed, *, env=None, on_env: bool = True, group_sampling=
         if n is not None:
             raise InvalidParameterError("n: a FixedDesign fixes its own comparisons (counts); "
                                         "leave n unset")
-        lab = design.sample(named_child(seed, "data"))
-        test = (design.sample(named_child(seed, "test"), aggregate=False).data
-                if n_test else None)
+        _need_test_seed(n_test, test_seed)
+        lab = design.sample(seed)
+        test = design.sample(test_seed, aggregate=False).data if n_test else None
         return Draw(lab.data, lab.sample_weight, test)
     n = check_int(n, "n", low=1)
     n_test = check_int(n_test, "n_test", low=0)
+    _need_test_seed(n_test, test_seed)
     where = env if on_env else None
-    data = design.sample(n, seed=named_child(seed, "data"), env=where,
-                         group_sampling=group_sampling)
-    test = (design.sample(n_test, seed=named_child(seed, "test"), env=where,
+    data = design.sample(n, seed=seed, env=where, group_sampling=group_sampling)
+    test = (design.sample(n_test, seed=test_seed, env=where,
                           group_sampling=group_sampling) if n_test else None)
     return Draw(data, None, test)
+
+
+def _need_test_seed(n_test, test_seed):
+    if n_test and test_seed is None:
+        raise InvalidParameterError("test_seed: held-out comparisons (n_test > 0) need their own "
+                                    "seed")
 
 
 # ---------------------------------------------------------------------------- estimators
@@ -401,14 +408,15 @@ class Experiment:
     def run(self, seed) -> ExperimentResult:
         """One run from ``seed`` (an int or a SeedSequence; streams in the module docstring)."""
         seed = as_seed_sequence(seed)
-        design = build_design(self.design, seed)
-        env = build_env(design, self.env, seed)
+        design = build_design(self.design, named_child(seed, "population"))
+        env = build_env(design, self.env, named_child(seed, "env"))
         if self.policies and env is None:
             raise InvalidParameterError("env: policies need an environment (a FiniteArmEnv or "
                                         "(n_contexts, n_actions))")
         beta = check_real(self.beta, "beta", low=0.0, low_open=True) if self.policies else None
-        draw = draw_data(design, self.n, seed, env=env, on_env=self.on_env,
-                         group_sampling=self.group_sampling, n_test=self.n_test)
+        draw = draw_data(design, self.n, named_child(seed, "data"), env=env,
+                         on_env=self.on_env, group_sampling=self.group_sampling,
+                         n_test=self.n_test, test_seed=named_child(seed, "test"))
         fitted = fit_estimators(self.estimators, draw, seed)
         return self._evaluate(design, env, beta, draw, fitted)
 

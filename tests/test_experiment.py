@@ -176,5 +176,7 @@ def test_fixed_design_refuses_n_and_its_own_env():
     design = FixedDesign(env, np.array([[0, 1, 0]]), np.array([1.0, 0.5]), counts=np.array([10]))
     with pytest.raises(InvalidParameterError, match="n: a FixedDesign"):
         draw_data(design, 5, 0)
+    with pytest.raises(InvalidParameterError, match="test_seed"):
+        draw_data(POP, 5, 0, n_test=3)
     with pytest.raises(InvalidParameterError, match="brings its own environment"):
         build_env(design, FiniteArmEnv(env.features.copy()), 0)

@@ -230,9 +230,9 @@ def _validate_estimation(params: dict):
 
 
 def _estimation_draw(params, seed):
-    pop = X.build_design(params["population"], seed)
-    draw = X.draw_data(pop, params["n"], seed, group_sampling=params.get("group_sampling",
-                                                                           "random"))
+    pop = X.build_design(params["population"], X.named_child(seed, "population"))
+    draw = X.draw_data(pop, params["n"], X.named_child(seed, "data"),
+                       group_sampling=params.get("group_sampling", "random"))
     return pop, draw
 
 
@@ -327,10 +327,11 @@ def _check_experiment(params: dict, seed: np.random.SeedSequence):
     estimator validated against the data; no fitting."""
     exp = _experiment(params)
     try:
-        design = X.build_design(exp.design, seed)
-        env = X.build_env(design, exp.env, seed)
-        draw = X.draw_data(design, exp.n, seed, env=env, on_env=exp.on_env,
-                           group_sampling=exp.group_sampling, n_test=exp.n_test)
+        design = X.build_design(exp.design, X.named_child(seed, "population"))
+        env = X.build_env(design, exp.env, X.named_child(seed, "env"))
+        draw = X.draw_data(design, exp.n, X.named_child(seed, "data"), env=env,
+                           on_env=exp.on_env, group_sampling=exp.group_sampling,
+                           n_test=exp.n_test, test_seed=X.named_child(seed, "test"))
     except (ValueError, TypeError) as exc:
         raise SpecError("design", str(exc)) from None
     _check_against_data(params["estimators"], draw.data, seed)
