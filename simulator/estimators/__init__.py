@@ -6,25 +6,32 @@ from .bt import BTConvergenceWarning, BTFit, MLENotExistWarning, bt_objective, f
 from .bt_blocks import BlocksFit, fit_bt_blocks
 from .bt_matfree import fit_bt_matfree, kron_operator
 from .em import EMMixture
+from .lore import LoRe
 from .lowrank import SharedLoRA
 from .mle import PooledMLE, SeparateMLE
 from .oracle import OracleB
+from .pal import PALA, PALB
 from .sharedrep import SharedRep
+from .vpl import VPL
 
 __all__ = [
     "BTConvergenceWarning",
     "BTFit",
     "BlocksFit",
     "EMMixture",
+    "LoRe",
     "MLENotExistWarning",
     "NewUsersFit",
     "NotFittedError",
     "OracleB",
+    "PALA",
+    "PALB",
     "PooledMLE",
     "PreferenceEstimator",
     "SeparateMLE",
     "SharedLoRA",
     "SharedRep",
+    "VPL",
     "bt_objective",
     "fit_bt",
     "fit_bt_blocks",

@@ -11,6 +11,7 @@ transformers, trl, peft) are imported inside functions only; importing this pack
 
 Modules
 -------
+methods          the reward-method vocabulary (pooled, separate, sharedrep; the papers' aliases)
 config           dataclass configs for every stage, TOML loading and validation
 seeding          explicit seeds: numpy SeedSequence children and torch Generators
 records          JSON-lines I/O for the plain local datasets
@@ -19,14 +20,15 @@ tiny             a tiny GPT-2 and a byte-level BPE tokenizer built in-process (t
 prompts          prompt sources: IMDb prefixes, GSM8K few-shot, HH first turns, code templates
 traits           pluggable trait scorers (sentiment, length, correctness, reward-model logits)
 pairs            group scores, minority assignment, tie rule, BT-noise labels, synthetic users
-reward_heads     MaxMin per-group linear heads, SharedRep bilinear head, uniform head
+reward_heads     pooled head, separate per-group linear heads, SharedRep bilinear head
 reward_losses    group-routed Bradley-Terry loss with optional tanh
 reward_model     backbone + head, last-token features, optional LoRA, save/load
 reward_training  head training on cached features or end to end, EM over latent users
-group_rewards    per-group normalisation, pointwise min and Algorithm-1 group selection
+group_rewards    per-group normalisation, pointwise min, Algorithm-1 group selection (simulator's)
 ppo              compact PPO (policy + value head, GAE, clipping, KL penalty), one file
 grpo             TRL GRPOTrainer with one min-over-groups reward callable
 evaluation       per-group scores, win rate vs the gold policy, paper tables, plots
 stages           the six stage functions plus the offline demo
 cli              the ``llm`` sub-command
+gpu_run          the IMDb pipeline at a reduced size for one GPU (``llm gpu-run``; gpu_check.sh)
 """

@@ -8,6 +8,14 @@ Examples
 >>> cfg = load_config("simulator/llm/configs/imdb.toml")   # doctest: +SKIP
 >>> cfg.rl.algorithm
 'ppo'
+
+Vocabulary (:mod:`simulator.llm.methods`): the reward methods are ``pooled`` (one head on all
+pairs), ``separate`` (one head per group, MaxMin-RLHF's reward step) and ``sharedrep``; the
+papers' names ``uniform`` / ``maxmin`` are accepted as aliases wherever a method is named
+(``reward.methods``, the keys of ``reward.lr`` / ``reward.use_tanh``, ``rl.methods``,
+``evaluate.baseline``) and SharedRep's trait count is ``reward.k`` (``reward.rank`` accepted).
+Aliases are normalised on load (and again by ``validate``), so a config written with the papers'
+names gives the same :class:`PipelineConfig` as one written with the module's.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .methods import REWARD_METHODS, RL_METHODS, canonical_keys, canonical_method, canonical_methods
+
 CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 
 PROMPT_SOURCES = ("imdb", "gsm8k", "hh", "templates", "jsonl")
@@ -24,8 +34,6 @@ TRAIT_KINDS = ("vader", "hf_sentiment", "length", "gsm8k_correctness", "reward_m
 TRAIT_NORMALISATIONS = ("none", "sigmoid_zscore")
 LENGTH_UNITS = ("tokens", "words", "chars")
 LABEL_MODES = ("deterministic", "bt")
-REWARD_METHODS = ("uniform", "maxmin", "sharedrep")
-RL_METHODS = ("gold",) + REWARD_METHODS
 RL_ALGORITHMS = ("ppo", "grpo")
 AGGREGATIONS = ("pointwise_min", "algorithm1")
 NORMALISATIONS = ("none", "zscore")
@@ -328,12 +336,12 @@ class RewardConfig:
 
     Attributes
     ----------
-    methods : list of {"uniform", "maxmin", "sharedrep"}
-        ``uniform``: one head on all pairs; ``maxmin``: one Linear(d, 1, no bias) per group,
+    methods : list of {"pooled", "separate", "sharedrep"}
+        ``pooled``: one head on all pairs; ``separate``: one Linear(d, 1, no bias) per group,
         each trained on its group's pairs only; ``sharedrep``: Linear(d, k, bias) then
-        Linear(k, U, no bias), group-routed.
+        Linear(k, U, no bias), group-routed.  Aliases ``uniform`` / ``maxmin`` (module doc).
     k : int
-        SharedRep rank.
+        SharedRep's trait count (the rank of the shared representation); alias ``rank``.
     epochs : int
     batch_size : int
     lr : dict
@@ -362,13 +370,13 @@ class RewardConfig:
         Epochs of each M-step.
     """
 
-    methods: list = field(default_factory=lambda: ["maxmin", "sharedrep"])
+    methods: list = field(default_factory=lambda: ["separate", "sharedrep"])
     k: int = 2
     epochs: int = 3
     batch_size: int = 16
-    lr: dict = field(default_factory=lambda: {"uniform": 5e-5, "maxmin": 5e-5, "sharedrep": 5e-4})
+    lr: dict = field(default_factory=lambda: {"pooled": 5e-5, "separate": 5e-5, "sharedrep": 5e-4})
     use_tanh: dict = field(
-        default_factory=lambda: {"uniform": False, "maxmin": False, "sharedrep": True}
+        default_factory=lambda: {"pooled": False, "separate": False, "sharedrep": True}
     )
     weight_decay: float = 0.0
     max_length: int = 128
@@ -386,15 +394,13 @@ class RewardConfig:
     def validate(self) -> None:
         if not self.methods:
             _fail("reward.methods", self.methods, list(REWARD_METHODS))
+        self.methods = canonical_methods(self.methods, "reward.methods", REWARD_METHODS)
+        self.lr = canonical_keys(self.lr, "reward.lr")
+        self.use_tanh = canonical_keys(self.use_tanh, "reward.use_tanh")
         for m in self.methods:
-            _choice("reward.methods", m, REWARD_METHODS)
             if m not in self.lr:
                 _fail(f"reward.lr.{m}", None, "a learning rate for every method")
             _positive(f"reward.lr.{m}", self.lr[m])
-        for m in self.lr:
-            _choice("reward.lr key", m, REWARD_METHODS)
-        for m in self.use_tanh:
-            _choice("reward.use_tanh key", m, REWARD_METHODS)
         _positive("reward.k", self.k)
         _positive("reward.epochs", self.epochs)
         _positive("reward.batch_size", self.batch_size)
@@ -460,8 +466,9 @@ class RLConfig:
     Attributes
     ----------
     algorithm : {"ppo", "grpo"}
-    methods : list of {"gold", "uniform", "maxmin", "sharedrep"}
-        ``gold`` optimises the min of the true group scores (the paper's reference policy).
+    methods : list of {"gold", "pooled", "separate", "sharedrep"}
+        ``gold`` optimises the min of the true group scores (the paper's reference policy); the
+        others the reward models of that method (aliases ``uniform`` / ``maxmin``).
     aggregation : {"pointwise_min", "algorithm1"}
         ``pointwise_min``: r(x, y) = min_u r_u(x, y) (the official code);
         ``algorithm1``: per batch pick the group with the lowest mean (normalised) reward and use
@@ -473,7 +480,7 @@ class RLConfig:
     """
 
     algorithm: str = "ppo"
-    methods: list = field(default_factory=lambda: ["gold", "maxmin", "sharedrep"])
+    methods: list = field(default_factory=lambda: ["gold", "separate", "sharedrep"])
     aggregation: str = "pointwise_min"
     normalise: str = "zscore"
     ppo: PPOSection = field(default_factory=PPOSection)
@@ -485,8 +492,7 @@ class RLConfig:
         _choice("rl.normalise", self.normalise, NORMALISATIONS)
         if not self.methods:
             _fail("rl.methods", self.methods, list(RL_METHODS))
-        for m in self.methods:
-            _choice("rl.methods", m, RL_METHODS)
+        self.methods = canonical_methods(self.methods, "rl.methods", RL_METHODS)
         p = self.ppo
         _choice("rl.ppo.lr_schedule", p.lr_schedule, ("constant", "linear", "cosine"))
         for key in ("total_episodes", "batch_size", "mini_batch_size", "ppo_epochs", "learning_rate"):
@@ -523,7 +529,7 @@ class EvaluateConfig:
     baseline: str = "gold"
 
     def validate(self) -> None:
-        _choice("evaluate.baseline", self.baseline, RL_METHODS)
+        self.baseline = canonical_method(self.baseline, "evaluate.baseline", RL_METHODS)
         _positive("evaluate.max_new_tokens", self.max_new_tokens, strict=False)
 
 
@@ -594,14 +600,39 @@ def _build(cls, data: dict, where: str):
     return cls(**kwargs)
 
 
+def _normalise_aliases(data: dict) -> dict:
+    """The papers' names and ``reward.rank`` replaced by the module's (module docstring).
+
+    Done on the raw tables, before :func:`_build` merges ``reward.lr`` / ``reward.use_tanh``
+    over the defaults, so that ``{maxmin = 1e-2}`` overrides the default of ``separate``.
+    """
+    reward = data.get("reward")
+    if not isinstance(reward, dict):
+        return data
+    reward = dict(reward)
+    for key in ("lr", "use_tanh"):
+        if isinstance(reward.get(key), dict):
+            reward[key] = canonical_keys(reward[key], f"reward.{key}")
+    if "rank" in reward:
+        rank = reward.pop("rank")
+        if "k" in reward and reward["k"] != rank:
+            _fail("reward.rank", rank, f"the same value as reward.k={reward['k']!r} (rank is an "
+                                       "alias of k), or only one of them")
+        reward["k"] = rank
+    return {**data, "reward": reward}
+
+
 def config_from_dict(data: dict) -> PipelineConfig:
     """Build and validate a :class:`PipelineConfig` from nested dicts (parsed TOML).
+
+    The papers' method names and ``reward.rank`` are normalised first (module docstring).
 
     Raises
     ------
     ValueError
         On an unknown key or a bad value, naming the key and the allowed values.
     """
+    data = _normalise_aliases(data)
     kwargs = {}
     for key, value in data.items():
         if key in _SECTION_TYPES:
@@ -622,7 +653,8 @@ def load_config(path: str | pathlib.Path, overrides: dict | None = None) -> Pipe
     ----------
     path : str or Path
     overrides : dict, optional
-        Nested dict merged over the file's tables before validation.
+        Nested dict merged over the file's tables, table by table (:func:`merge_tables`), before
+        validation; the papers' method names are normalised on both sides first.
     """
     try:
         import tomllib
@@ -634,10 +666,19 @@ def load_config(path: str | pathlib.Path, overrides: dict | None = None) -> Pipe
     if not p.exists():
         raise ValueError(f"bad config value --config={str(path)!r}; allowed: an existing TOML "
                          f"file or one of {sorted(q.stem for q in CONFIG_DIR.glob('*.toml'))}")
-    data = tomllib.loads(p.read_text())
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+    data = merge_tables(_normalise_aliases(tomllib.loads(p.read_text())),
+                       _normalise_aliases(dict(overrides or {})))
     return config_from_dict(data)
+
+
+def merge_tables(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` table by table (a nested table overrides only the keys it
+    names, e.g. ``{"rl": {"ppo": {"batch_size": 8}}}`` keeps the file's other PPO settings);
+    lists and values replace."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_tables(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -6,6 +6,8 @@
 * :func:`pointwise_min`     r(x, y) = min_u R_u(x, y)  (what both official codes optimise).
 * :func:`algorithm1_select` MaxMin-RLHF Algorithm 1: the group with the lowest batch-mean reward
   is the active group; its reward is used for the whole batch.  Ties -> lowest group index.
+  The selection is the simulator's Algorithm 1 (:func:`simulator.policy.maxmin_from_rewards`,
+  ``objective="algorithm1"``), not a second implementation of it.
 * :class:`GroupRewardFunction` glues a group-reward source (learned heads or gold traits), the
   normaliser and the aggregation into one callable for PPO and GRPO.
 """
@@ -50,7 +52,21 @@ def pointwise_min(R: np.ndarray) -> np.ndarray:
 
 
 def algorithm1_select(R: np.ndarray) -> tuple:
-    """MaxMin-RLHF Algorithm 1 on one batch.
+    r"""MaxMin-RLHF Algorithm 1 on one batch (Chakraborty et al. 2024, Algorithm 1; MM §4.2).
+
+    Algorithm 1 takes, at iteration t, the active group u_t = argmin_u F_u(pi_t) and updates
+    the policy on r_{u_t}.  On an RL batch of n samples y_i ~ pi_t the estimate of F_u(pi_t)
+    (the KL term is the same for every group and drops out of the argmin) is the batch mean
+    (1/n) sum_i R[i, u].  That is exactly step 0 of the simulator's Algorithm 1
+    (:func:`simulator.policy.maxmin_from_rewards`, ``objective="algorithm1"``) on the
+    one-context environment whose A = n actions are the samples, with pi_ref uniform (the
+    empirical pi_t) and rewards used as given (``normalize=None``): its ``trace[0]`` is u_t.
+    Ties within round-off go to the lowest group index there.
+
+    Parameters
+    ----------
+    R : array (n, U)
+        Group rewards of the batch (after the per-group normalisation), n >= 1, finite.
 
     Returns
     -------
@@ -59,8 +75,18 @@ def algorithm1_select(R: np.ndarray) -> tuple:
     group : int
         ``argmin_u mean_i R[i, u]`` (ties -> lowest index).
     """
+    from ..arms import FiniteArmEnv
+    from ..policy import maxmin_from_rewards
+
     R = np.asarray(R, float)
-    group = int(np.argmin(R.mean(axis=0)))
+    if R.ndim != 2 or R.shape[0] < 1 or R.shape[1] < 1:
+        raise ValueError(f"R must have shape (n >= 1 samples, U >= 1 groups); got {R.shape}")
+    # the environment needs A >= 2 actions: a batch of one sample is its own duplicate (same mean)
+    samples = R if R.shape[0] >= 2 else np.repeat(R, 2, axis=0)
+    env = FiniteArmEnv(np.zeros((1, samples.shape[0], 1)))
+    result = maxmin_from_rewards(env, samples.T[:, None, :], 1.0, "algorithm1", normalize=None,
+                                 n_iter=1)
+    group = int(result.trace[0])
     return R[:, group], group
 
 

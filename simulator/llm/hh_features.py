@@ -31,14 +31,14 @@ labels (:func:`simulator.llm.real_groups.linear_ceiling`).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import os
 import pathlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from .records import read_jsonl, write_jsonl
 
 __all__ = ["DEFAULT_GROUPS", "HH_HUB_ID", "HHPairs", "TraitGroup", "embed_texts",
            "final_turn", "group_labels", "group_scores", "load_hh_pairs", "shared_hh_path", "trait_scores",
@@ -69,12 +69,6 @@ def shared_hh_path() -> pathlib.Path | None:
     return None
 
 
-def _read_jsonl(path: pathlib.Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def load_hh_pairs(source, *, split: str = "test", data_dir: str = "harmless-base",
                   n: int | None = None) -> list[dict]:
     """HH-RLHF pairs ``[{"chosen": str, "rejected": str}, ...]``.
@@ -90,7 +84,7 @@ def load_hh_pairs(source, *, split: str = "test", data_dir: str = "harmless-base
     """
     path = pathlib.Path(str(source))
     if path.exists():
-        rows = _read_jsonl(path)
+        rows = read_jsonl(path)
     elif str(source).endswith((".jsonl", ".jsonl.gz", ".json")):
         raise ValueError(f"HH-RLHF file {str(source)!r} does not exist")
     else:
@@ -157,11 +151,7 @@ def write_tiny_hh(path, n: int = 60, seed: int = 0) -> pathlib.Path:
         rows.append({"chosen": prompt + ASSISTANT + " " + kind[rng.integers(len(kind))],
                      "rejected": prompt + ASSISTANT + " " + bad[rng.integers(len(bad))]
                      + " " + " ".join(rng.choice(["really", "so", "very"], rng.integers(0, 6)))})
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r) + "\n")
-    return path
+    return write_jsonl(path, rows)
 
 
 # --------------------------------------------------------------------------- features

@@ -1,10 +1,15 @@
 """Reward heads on backbone features h(x, y) in R^d.  Every head maps (n, d) -> (n, U).
 
-``UniformHead``    one Linear(d, 1, no bias): a single reward shared by all groups (U = 1).
-``MaxMinHeads``    U independent Linear(d, 1, no bias): MaxMin-RLHF, one reward model per group
-                   on a frozen backbone (SharedRep's baseline).
-``SharedRepHead``  Linear(d, k, bias) then Linear(k, U, no bias): r_u = w_u^T (B^T h + b)
-                   (SharedRep-RLHF, ``SharedRepGPT2RM``).
+``PooledHead``     ``pooled``: one Linear(d, 1, no bias), a single reward shared by all groups
+                   (U = 1; the papers' "uniform").
+``SeparateHeads``  ``separate``: U independent Linear(d, 1, no bias), one reward model per group
+                   on a frozen backbone (MaxMin-RLHF's reward step, the papers' "maxmin";
+                   SharedRep's baseline).
+``SharedRepHead``  ``sharedrep``: Linear(d, k, bias) then Linear(k, U, no bias):
+                   r_u = w_u^T (B^T h + b) (SharedRep-RLHF, ``SharedRepGPT2RM``).
+
+Each head class names its method (``method``) and the name of its seed streams (``stream``,
+:data:`simulator.llm.methods.SEED_STREAMS`).
 
 Initialisation follows GPT-2 / HF: weights N(0, 0.02), biases 0, drawn from an explicit
 ``torch.Generator``.
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .methods import REWARD_METHODS, SEED_STREAMS, canonical_method
 
 
 def _init_(module: nn.Module, generator: torch.Generator | None) -> None:
@@ -25,10 +32,11 @@ def _init_(module: nn.Module, generator: torch.Generator | None) -> None:
                     m.bias.zero_()
 
 
-class UniformHead(nn.Module):
+class PooledHead(nn.Module):
     """Single reward r(x, y) = theta^T h; output shape (n, 1)."""
 
-    method = "uniform"
+    method = "pooled"
+    stream = SEED_STREAMS[method]
 
     def __init__(self, d: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -40,10 +48,11 @@ class UniformHead(nn.Module):
         return self.score(h)
 
 
-class MaxMinHeads(nn.Module):
+class SeparateHeads(nn.Module):
     """One linear reward per group, r_u = theta_u^T h; output shape (n, U)."""
 
-    method = "maxmin"
+    method = "separate"
+    stream = SEED_STREAMS[method]
 
     def __init__(self, d: int, n_groups: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -59,6 +68,7 @@ class SharedRepHead(nn.Module):
     """Shared k-dim representation and group weights, r_u = w_u^T (B^T h + b); (n, U)."""
 
     method = "sharedrep"
+    stream = SEED_STREAMS[method]
 
     def __init__(self, d: int, k: int, n_groups: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -73,15 +83,14 @@ class SharedRepHead(nn.Module):
 
 def make_head(method: str, d: int, n_groups: int, k: int = 2,
               generator: torch.Generator | None = None) -> nn.Module:
-    """Head for ``method`` in {"uniform", "maxmin", "sharedrep"}."""
-    if method == "uniform":
-        return UniformHead(d, generator)
-    if method == "maxmin":
-        return MaxMinHeads(d, n_groups, generator)
-    if method == "sharedrep":
-        return SharedRepHead(d, k, n_groups, generator)
-    raise ValueError(f"bad config value reward.methods={method!r}; allowed: "
-                     "['uniform', 'maxmin', 'sharedrep']")
+    """Head for ``method`` in {"pooled", "separate", "sharedrep"} (or the papers' aliases
+    "uniform", "maxmin")."""
+    method = canonical_method(method, "reward.methods", REWARD_METHODS)
+    if method == "pooled":
+        return PooledHead(d, generator)
+    if method == "separate":
+        return SeparateHeads(d, n_groups, generator)
+    return SharedRepHead(d, k, n_groups, generator)
 
 
 def min_over_heads(rewards: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Bradley-Terry loss routed by group.
 
 For a pair labelled by group u the loss is ``-log sigmoid(f(r_u(chosen)) - f(r_u(rejected)))``
-with ``f = tanh`` (SharedRep) or the identity (MaxMin), averaged over pairs.  Only group u's
+with ``f = tanh`` (SharedRep) or the identity (pooled, separate), averaged over pairs.  Only group u's
 output enters, so head u gets gradient from group u's pairs only.
 """
 

@@ -8,12 +8,13 @@ Optional LoRA adapters (peft) make the backbone trainable.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import torch
 from torch import nn
 
+from .methods import REWARD_METHODS, SEED_STREAMS, canonical_method
+from .records import read_json, write_json
 from .reward_heads import make_head
 
 
@@ -109,7 +110,7 @@ class GroupRewardModel(nn.Module):
         meta = {**self.meta, "pooling": self.pooling, "max_length": self.max_length,
                 "d": self.head.d, "n_groups": self.head.n_groups,
                 "k": getattr(self.head, "k", None), "lora": hasattr(self.backbone, "peft_config")}
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+        write_json(folder / "meta.json", meta)
         return folder
 
 
@@ -122,7 +123,8 @@ def build_reward_model(backbone_spec: str, method: str, n_groups: int, k: int = 
     ----------
     backbone_spec : str
         Model spec (see :mod:`simulator.llm.models`); ignored if ``backbone`` is given.
-    method : {"uniform", "maxmin", "sharedrep"}
+    method : {"pooled", "separate", "sharedrep"}
+        The papers' names "uniform" / "maxmin" are accepted (:mod:`simulator.llm.methods`).
     n_groups, k : int
     pooling : {"auto", "last", "mean", "cls"}
     seed : int
@@ -147,9 +149,10 @@ def build_reward_model(backbone_spec: str, method: str, n_groups: int, k: int = 
         backbone = get_peft_model(backbone, LoraConfig(
             r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
             target_modules=lora.get("target_modules") or None))
+    method = canonical_method(method, "reward.methods", REWARD_METHODS)
     pooling = auto_pooling(backbone) if pooling == "auto" else pooling
     head = make_head(method, hidden_size(backbone), n_groups, k,
-                     torch_generator(seed, f"head-{method}"))
+                     torch_generator(seed, f"head-{SEED_STREAMS[method]}"))
     head = head.to(next(backbone.parameters()).device)
     meta = {"method": method, "backbone": backbone_spec}
     return GroupRewardModel(backbone, tokenizer, head, pooling, max_length, meta)
@@ -157,11 +160,13 @@ def build_reward_model(backbone_spec: str, method: str, n_groups: int, k: int = 
 
 def load_reward_model(folder: str | pathlib.Path, device: str = "auto", backbone=None,
                       tokenizer=None) -> GroupRewardModel:
-    """Load a reward model written by :meth:`GroupRewardModel.save`."""
+    """Load a reward model written by :meth:`GroupRewardModel.save` (a ``meta.json`` with the
+    papers' method name, from before the renaming, loads too)."""
     from .models import load_backbone
 
     folder = pathlib.Path(folder)
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = read_json(folder / "meta.json")
+    meta["method"] = canonical_method(meta["method"], "meta.json method", REWARD_METHODS)
     if backbone is None:
         backbone, tokenizer = load_backbone(meta["backbone"], device)
     if meta.get("lora"):

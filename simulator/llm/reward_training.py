@@ -1,8 +1,8 @@
 """Reward-model training: BT fits of the heads, EM over latent users, held-out accuracy.
 
-* ``uniform``   one head on all pairs (the single-reward RLHF baseline);
-* ``maxmin``    head u fitted on group u's pairs only (separate reward models, as in both
-                official code bases);
+* ``pooled``    one head on all pairs (the single-reward RLHF baseline; the papers' "uniform");
+* ``separate``  head u fitted on group u's pairs only (separate reward models, as in both
+                official code bases; the papers' "maxmin");
 * ``sharedrep`` all groups jointly, each pair routed to its group's output, tanh in the loss.
 
 With a frozen backbone the pooled features are computed once and the heads are fitted on the
@@ -87,7 +87,7 @@ def fit_head(head, fc: torch.Tensor, fr: torch.Tensor, group_id: torch.Tensor,
 
     Parameters
     ----------
-    head : UniformHead, MaxMinHeads or SharedRepHead
+    head : PooledHead, SeparateHeads or SharedRepHead
     fc, fr : Tensor (n, d)
         Features of chosen and rejected texts.
     group_id : Tensor (n,)
@@ -97,13 +97,14 @@ def fit_head(head, fc: torch.Tensor, fr: torch.Tensor, group_id: torch.Tensor,
     Returns
     -------
     dict
-        ``{"loss": [...]}`` (per epoch) or, for MaxMin, ``{"loss_group_u": [...]}`` per group.
+        ``{"loss": [...]}`` (per epoch) or, for separate heads, ``{"loss_group_u": [...]}`` per
+        group.
     """
     dev = next(head.parameters()).device
     dtype = next(head.parameters()).dtype
     fc, fr = fc.to(dev, dtype), fr.to(dev, dtype)
     group_id = group_id.long()
-    if head.method == "maxmin":
+    if head.method == "separate":
         out = {}
         for u, lin in enumerate(head.heads):
             idx = torch.nonzero(group_id == u).flatten()
@@ -111,17 +112,17 @@ def fit_head(head, fc: torch.Tensor, fr: torch.Tensor, group_id: torch.Tensor,
             zeros = torch.zeros(len(idx), dtype=torch.long)
             out[f"loss_group_{u}"] = fit_bt(
                 lin.parameters(), lambda b, c=sub_c, r=sub_r, m=lin: (m(c[b]), m(r[b])),
-                len(idx), zeros, cfg, seed, f"fit-maxmin-{u}")
+                len(idx), zeros, cfg, seed, f"fit-{head.stream}-{u}")
         return out
     return {"loss": fit_bt(head.parameters(), lambda b: (head(fc[b]), head(fr[b])), len(fc),
-                           group_id, cfg, seed, f"fit-{head.method}")}
+                           group_id, cfg, seed, f"fit-{head.stream}")}
 
 
 def fit_end_to_end(rm, chosen: list, rejected: list, group_id: torch.Tensor, cfg: FitConfig,
                    seed: int) -> dict:
     """Fit head and trainable backbone parameters (LoRA) with full forward passes.
 
-    MaxMin heads are fitted jointly here (routing keeps their gradients separate; the LoRA
+    Separate heads are fitted jointly here (routing keeps their gradients separate; the LoRA
     adapter is shared, which is the multi-head LoRA variant).
     """
     def batch_rewards(idx):
@@ -130,7 +131,7 @@ def fit_end_to_end(rm, chosen: list, rejected: list, group_id: torch.Tensor, cfg
 
     rm.train()
     hist = fit_bt(rm.parameters(), batch_rewards, len(chosen), group_id.long(), cfg, seed,
-                  f"fit-e2e-{rm.head.method}")
+                  f"fit-e2e-{rm.head.stream}")
     rm.eval()
     return {"loss": hist}
 
@@ -154,7 +155,7 @@ def em_fit(head, fc, fr, user_id: np.ndarray, cfg: FitConfig, iterations: int, s
 
     Parameters
     ----------
-    head : MaxMinHeads or SharedRepHead with U outputs (U clusters)
+    head : SeparateHeads or SharedRepHead with U outputs (U clusters)
     fc, fr : Tensor (n, d)
         Cached features of chosen / rejected texts.
     user_id : array (n,)
@@ -255,7 +256,7 @@ def train_reward_model(rm, pairs: list, method_cfg: FitConfig, seed: int,
                                      method_cfg, seed))
     else:
         fc, fr = rm.encode(text(train, "chosen")), rm.encode(text(train, "rejected"))
-        if latent_groups and rm.head.method != "uniform":
+        if latent_groups and rm.head.method != "pooled":
             users = np.array([r["user_id"] for r in train])
             if (users < 0).any():
                 raise ValueError("bad config value pairs.n_users=0 with reward.latent_groups=true;"
@@ -285,7 +286,7 @@ def _permute_outputs(head, perm: np.ndarray) -> None:
     if len(set(perm.tolist())) != len(perm):
         return
     inv = np.argsort(perm)  # new output g takes old cluster inv[g]
-    if head.method == "maxmin":
+    if head.method == "separate":
         ws = [head.heads[int(c)].weight.clone() for c in inv]
         for g, w in enumerate(ws):
             head.heads[g].weight.copy_(w)

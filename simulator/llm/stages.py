@@ -7,7 +7,8 @@ files under ``run.output_dir`` and writes its own:
 generate    ``prompts_train.jsonl``, ``prompts_test.jsonl``, ``generations.jsonl``
 score       ``scored.jsonl`` (trait scores of both responses), ``trait_stats.json``
 pairs       ``pairs/p{p}-seed{s}.jsonl``, ``pairs/summary.json``
-reward      ``rewards/{method}-p{p}-seed{s}/`` (head.pt, meta.json, normaliser.json, report.json)
+reward      ``rewards/{method}-p{p}-seed{s}/`` (head.pt, meta.json, normaliser.json, report.json),
+            method in ``pooled`` / ``separate`` / ``sharedrep`` (:mod:`simulator.llm.methods`)
 rl          ``policies/{method}-p{p}-seed{s}/`` and ``policies/gold-seed{s}/`` (+ history.json)
 evaluate    ``eval/*.jsonl``, ``table.md``, ``table.csv``, ``scores_vs_p.png``
 ==========  ===========================================================================
@@ -308,6 +309,14 @@ def stage_evaluate(cfg) -> str:
         w.writerows(rows)
     plot_scores_vs_p(rows, cfg.group_names, out / "scores_vs_p.png", cfg.run.name)
     return table
+
+
+def load_eval_runs(cfg) -> list:
+    """The evaluation records of every trained policy (``eval/{name}.jsonl``), as the ``runs``
+    of :func:`simulator.llm.evaluation.summarise` / :func:`~simulator.llm.evaluation.seed_win_rates`."""
+    return [{"method": method, "p": p, "seed": seed,
+             "records": read_jsonl(cfg.output_path / "eval" / f"{name}.jsonl")}
+            for method, p, seed, name in _policy_runs(cfg)]
 
 
 STAGES = {"generate": stage_generate, "score": stage_score, "pairs": stage_pairs,

@@ -15,7 +15,10 @@ from sklearn.base import clone
 
 from simulator import Population, PreferenceData
 from simulator.estimators import (
+    PALB,
+    VPL,
     EMMixture,
+    LoRe,
     OracleB,
     PooledMLE,
     PreferenceEstimator,
@@ -43,6 +46,11 @@ ESTIMATORS = {
     "OracleB": (lambda: OracleB(POP.B), "groups", True),
     "OracleB-user": (lambda: OracleB(POP.B, unit="user"), "users", True),
     "EMMixture": (lambda: EMMixture(n_groups=U, seed=1), "groups", False),
+    # the arena's peers (PALA needs fit(data, env=env): not in this battery; tests/estimators/
+    # test_pal.py covers it)
+    "LoRe": (lambda: LoRe(k=2, seed=1), "groups", False),
+    "PALB": (lambda: PALB(k=2, seed=1), "groups", False),
+    "VPL-user": (lambda: VPL(latent_dim=2, hidden=8, seed=1), "users", False),
 }
 NAMES = list(ESTIMATORS)
 CONVEX = [n for n in NAMES if ESTIMATORS[n][2]]

@@ -26,8 +26,8 @@ def test_official_hyperparameters():
     assert imdb.rl.algorithm == "ppo" and imdb.rl.ppo.kl_coef == 0.05
     assert imdb.rl.ppo.ppo_epochs == 3 and imdb.rl.ppo.learning_rate == 3e-6
     assert imdb.reward.epochs == 3  # not 6: the official MaxMin script trained twice
-    assert imdb.reward.lr == {"uniform": 5e-5, "maxmin": 5e-5, "sharedrep": 5e-4}
-    assert imdb.reward.use_tanh["sharedrep"] and not imdb.reward.use_tanh["maxmin"]
+    assert imdb.reward.lr == {"pooled": 5e-5, "separate": 5e-5, "sharedrep": 5e-4}
+    assert imdb.reward.use_tanh["sharedrep"] and not imdb.reward.use_tanh["separate"]
     assert gsm8k.rl.algorithm == "grpo" and gsm8k.rl.grpo.beta == 0.05
     assert gsm8k.reward.k == 16 and gsm8k.rl.grpo.num_generations == 2
     assert hh.prompts.n_train == 10000 and hh.evaluate.greedy
@@ -42,6 +42,11 @@ def test_official_hyperparameters():
     ({"pairs": {"minority_proportions": [0.0]}}, "pairs.minority_proportions"),
     ({"pairs": {"label_mode": "soft"}}, "pairs.label_mode"),
     ({"reward": {"methods": ["maxmin", "dpo"]}}, "reward.methods"),
+    ({"reward": {"lr": {"maxmin": 1e-3, "separate": 1e-2}}}, "reward.lr.separate"),
+    ({"reward": {"lr": {"dpo": 1e-3}}}, "reward.lr key"),
+    ({"reward": {"k": 2, "rank": 4}}, "reward.rank"),
+    ({"rl": {"methods": ["gold", "dpo"]}}, "rl.methods"),
+    ({"evaluate": {"baseline": "best"}}, "evaluate.baseline"),
     ({"reward": {"lora_r": 4}}, "reward.freeze_backbone"),
     ({"reward": {"pooling": "max"}}, "reward.pooling"),
     ({"run": {"device": "tpu"}}, "run.device"),

@@ -51,3 +51,42 @@ def test_reward_function_logs_active_group():
     assert out.tolist() == [3.0, 0.0, 2.0] and fn.log[-1]["active_group"] == 1
     fn.aggregation = "pointwise_min"
     assert fn(["a"] * 3, ["b"] * 3).tolist() == [1.0, 0.0, 2.0]
+
+
+def _numpy_reference(R):
+    """Algorithm 1's selection written out: argmin of the batch means, first index on ties."""
+    g = int(np.argmin(R.mean(axis=0)))
+    return R[:, g], g
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_algorithm1_agrees_with_numpy_reference_on_random_batches(seed):
+    g = np.random.default_rng(seed)
+    for _ in range(20):
+        n, U = int(g.integers(1, 40)), int(g.integers(1, 5))
+        R = g.normal(size=(n, U)) * g.exponential() + g.normal(size=U)
+        r, grp = algorithm1_select(R)
+        r_ref, g_ref = _numpy_reference(R)
+        assert grp == g_ref and np.array_equal(r, r_ref)
+
+
+def test_algorithm1_is_the_simulators_first_step():
+    """The selection equals trace[0] of simulator.policy's Algorithm 1 on the batch environment
+    (one context, the samples as actions, uniform pi_ref, rewards as given)."""
+    from simulator.arms import FiniteArmEnv
+    from simulator.policy import maxmin_from_rewards
+
+    g = np.random.default_rng(7)
+    for _ in range(10):
+        R = g.normal(size=(16, 3))
+        env = FiniteArmEnv(np.zeros((1, 16, 1)))
+        res = maxmin_from_rewards(env, R.T[:, None, :], 2.5, "algorithm1", normalize=None,
+                                  n_iter=3)
+        assert algorithm1_select(R)[1] == int(res.trace[0])
+
+
+def test_algorithm1_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="R must have shape"):
+        algorithm1_select(np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="R must have shape"):
+        algorithm1_select(np.zeros(3))

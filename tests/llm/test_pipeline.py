@@ -56,13 +56,15 @@ def test_tiny_pipeline_end_to_end(tmp_path, algorithm, aggregation):
     scored = json.loads((tmp_path / "scored.jsonl").read_text().splitlines()[0])
     assert set(scored["traits_0"]) == {"positiveness", "conciseness"}
     assert (tmp_path / "pairs" / "p0.3-seed0.jsonl").exists()
-    for m in ("uniform", "maxmin", "sharedrep"):
+    # the config names the methods by the papers' names; outputs use the module's
+    assert cfg.reward.methods == ["pooled", "separate", "sharedrep"]
+    for m in ("pooled", "separate", "sharedrep"):
         rep = json.loads((tmp_path / "rewards" / f"{m}-p0.3-seed0" / "report.json").read_text())
-        assert rep["n_train"] > 0
-    for name in ("gold-seed0", "maxmin-p0.3-seed0", "sharedrep-p0.3-seed0"):
+        assert rep["n_train"] > 0 and rep["method"] == m
+    for name in ("gold-seed0", "separate-p0.3-seed0", "sharedrep-p0.3-seed0"):
         assert (tmp_path / "policies" / name / "config.json").exists()
         assert (tmp_path / "eval" / f"{name}.jsonl").exists()
-    log = json.loads((tmp_path / "policies" / "maxmin-p0.3-seed0" / "history.json").read_text())
+    log = json.loads((tmp_path / "policies" / "separate-p0.3-seed0" / "history.json").read_text())
     groups_seen = {e["active_group"] for e in log["reward_log"]}
     assert groups_seen <= ({-1} if aggregation == "pointwise_min" else {0, 1})
     assert "| 0.3 |" in table and (tmp_path / "scores_vs_p.png").exists()

@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from simulator.llm.reward_heads import (
-    MaxMinHeads,
+    PooledHead,
+    SeparateHeads,
     SharedRepHead,
-    UniformHead,
     make_head,
     min_over_heads,
 )
@@ -40,8 +40,8 @@ def _toy(n=600, d=8, p=0.3, seed=0, n_users=0):
 
 def test_head_shapes_and_parameterisation():
     h = torch.randn(5, 16)
-    assert UniformHead(16)(h).shape == (5, 1)
-    mm = MaxMinHeads(16, 3)
+    assert PooledHead(16)(h).shape == (5, 1)
+    mm = SeparateHeads(16, 3)
     assert mm(h).shape == (5, 3)
     assert all(lin.bias is None for lin in mm.heads)
     sr = SharedRepHead(16, 4, 3)
@@ -71,7 +71,7 @@ def test_min_over_heads():
 
 
 def test_bt_loss_routes_gradient_to_own_group_only():
-    head = MaxMinHeads(4, 2)
+    head = SeparateHeads(4, 2)
     fc, fr = torch.randn(6, 4), torch.randn(6, 4)
     gid = torch.zeros(6, dtype=torch.long)  # all pairs from group 0
     bt_loss(head(fc), head(fr), gid).backward()
@@ -90,7 +90,7 @@ def test_bt_loss_values():
     assert route(torch.tensor([[7.0]]), gid1).item() == 7.0  # single head serves every group
 
 
-@pytest.mark.parametrize("method, use_tanh", [("uniform", False), ("maxmin", False),
+@pytest.mark.parametrize("method, use_tanh", [("pooled", False), ("separate", False),
                                               ("sharedrep", True), ("sharedrep", False)])
 def test_losses_decrease_on_learnable_signal(method, use_tanh):
     fc, fr, gid, _ = _toy()
@@ -103,15 +103,15 @@ def test_losses_decrease_on_learnable_signal(method, use_tanh):
     after = bt_loss(head(fc), head(fr), gid, use_tanh).item()
     assert after < before - 0.1
     acc = pair_accuracy(head, fc, fr, gid)
-    if method == "uniform":  # one reward cannot serve two disagreeing groups
+    if method == "pooled":  # one reward cannot serve two disagreeing groups
         assert acc[1] > 0.8 and min(acc.values()) < 0.9
     else:
         assert min(acc.values()) > 0.85
 
 
-def test_maxmin_heads_use_only_their_groups_data():
+def test_separate_heads_use_only_their_groups_data():
     fc, fr, gid, _ = _toy(p=0.3)
-    head = MaxMinHeads(fc.shape[1], 2)
+    head = SeparateHeads(fc.shape[1], 2)
     w1 = head.heads[1].weight.detach().clone()
     only0 = gid == 0
     fit_head(head, fc[only0], fr[only0], gid[only0], FitConfig(lr=1e-2, epochs=3), seed=0)
@@ -121,7 +121,7 @@ def test_maxmin_heads_use_only_their_groups_data():
 def test_em_recovers_latent_users():
     fc, fr, _, user = _toy(n=1200, p=0.3, n_users=20)
     truth = (np.arange(20) >= 6).astype(int)
-    head = MaxMinHeads(fc.shape[1], 2)
+    head = SeparateHeads(fc.shape[1], 2)
     res = em_fit(head, fc, fr, user, FitConfig(lr=3e-2, epochs=3, batch_size=32), iterations=5,
                  seed=0, init="random", true_group_of_user=truth)
     cl = res["cluster_of_user"]
@@ -164,7 +164,7 @@ def test_train_reward_model_with_lora_changes_adapter(tiny):
     from simulator.llm.reward_training import train_reward_model
 
     _, tok, folder = tiny
-    rm = build_reward_model(str(folder), "maxmin", 2, backbone=GPT2Model.from_pretrained(folder),
+    rm = build_reward_model(str(folder), "separate", 2, backbone=GPT2Model.from_pretrained(folder),
                             tokenizer=tok, lora={"r": 2, "alpha": 4, "dropout": 0.0,
                                                  "target_modules": ["c_attn"]})
     lora_b = [p for n, p in rm.backbone.named_parameters() if "lora_B" in n]
