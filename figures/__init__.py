@@ -29,5 +29,6 @@ FIGURES = {
     "fig6": "figures.fig6_em",
     "fig7": "figures.fig7_lowrank",
     "fig8": "figures.fig8_pessimism",
+    "fig9": "figures.fig9_arena",
     "fig10": "figures.fig10_real_features",
 }

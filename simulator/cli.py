@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks: our times beside the peers', side by side")
     p.add_argument("names", nargs="*", default=["all"],
-                   help="benchmarks to run: mle, batched, sharedrep, em, policy, or all; many_users, fewshot, coldstart and reproduce run only when named")
+                   help="benchmarks to run: mle, batched, sharedrep, em, policy, or all; many_users, fewshot, arena, coldstart and reproduce run only when named")
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")

@@ -21,6 +21,7 @@ RANK = {
     "estimators": 4, "policy": 4,
     "fairness": 5, "reward_free": 5,
     "experiment": 5.5,  # the pipeline: design -> data -> estimators -> policies -> evaluation
+    "arena": 5.7,  # the arena's protocols (ours beside the field's peers), on the pipeline
     "sweep": 6, "llm": 6, "warmup": 6,
     "figures": 7, "bench": 7,
     "cli": 8, "reproduce": 8, "__main__": 9,

@@ -32,7 +32,7 @@ def register(name, explicit: bool = False):
 
 
 _MODULES = ("mle", "batched", "sharedrep", "em", "policy", "reproduce", "many_users", "coldstart",
-            "fewshot")
+            "fewshot", "arena")
 
 
 def _load_all():

@@ -1,0 +1,265 @@
+"""The arena (issue 14): our estimators and the field's peers on one planted truth.
+
+``python -m simulator bench arena [--quick]`` (explicit-only: minutes at the default size).
+Four protocols, each a function of ``(params, seed)`` returning a flat dict
+``{"<method>.<metric>": value}`` (one replicate; fig9 runs the same functions as its sweep
+cells), summarised over seeds as mean +- a 95% t-interval:
+
+1. :func:`groups_minority` — U = 5 groups, k = 2 traits (``Population.shared``, simplex
+   weights), group 0 a minority of proportion ``minority`` (``minority_proportions``); held-out
+   accuracy overall and of the worst group, reward error, fit seconds.
+2. :func:`many_users` — ``Population.dirichlet``: every user a group, ``n_per`` comparisons
+   each, Dirichlet(alpha) weights; seen users' held-out accuracy, and new users'
+   (``Population.new_users``) held-out accuracy after ``shots`` comparisons each
+   (``fit_new_users`` with the trait matrix frozen; ``OracleB`` with the true ``B`` the
+   reference).
+3. :func:`latent_groups` — ``Population.shared`` with several users per group and the group
+   labels hidden (every user handed to the estimators as its own group): EM must find the
+   clusters, VPL / LoRe / PAL-B fit one unit per user; held-out accuracy per user.
+4. :func:`policy_level` — protocol 1's population on a finite-arm environment
+   (``arm_env``), rewards through ``make_policy`` (max-min, exact), judged by ``evaluate``
+   under the true rewards: max-min suboptimality and the minority's win rate against the exact
+   max-min policy of the truth; beside them DPO and GR-DPO (``simulator.reward_free``).
+
+Ours: ``SeparateMLE``, ``PooledMLE``, ``SharedRep``, ``EMMixture``, ``SharedLoRA``; peers:
+``LoRe``, ``PALB``, ``VPL``, DPO / GR-DPO; reference: ``OracleB`` (true ``B``), the planted
+truth. PAL-A is not in protocols 1-3: its margin needs both responses' features, so its data
+must be drawn on an environment (protocol 4 could host it; not done yet).
+Every random draw flows from the run seed through ``SeedSequence`` children keyed by name
+(:func:`simulator.experiment.named_child`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+OURS = ("SeparateMLE", "PooledMLE", "SharedRep", "SharedLoRA", "EMMixture")
+PEERS = ("LoRe", "PALB", "VPL", "DPO", "GR-DPO")
+SIZES = {  # quick: ~1-2 minutes on 2 cores for the four protocols at 3 seeds
+    "tiny": dict(seeds=2, d=4, n_group=60, n_users=12, n_per=20, n_new=8, shots=(5,),
+                 users_per_group=3, env=(6, 3), vpl_iter=30, test=50),
+    "quick": dict(seeds=3, d=8, n_group=300, n_users=100, n_per=20, n_new=50,
+                  shots=(5, 10, 20), users_per_group=10, env=(12, 5), vpl_iter=500, test=400),
+    "full": dict(seeds=10, d=32, n_group=2000, n_users=1000, n_per=20, n_new=200,
+                 shots=(5, 10, 20, 50), users_per_group=20, env=(50, 8), vpl_iter=3000,
+                 test=1000),
+}
+MINORITIES = {"tiny": (0.1,), "quick": (0.05, 0.3), "full": (0.01, 0.05, 0.1, 0.3, 0.5)}
+ALPHAS = (0.1, 1.0)
+K, U, BETA = 2, 5, 1.0
+
+
+def _seeds(seed, *words):
+    """Integer seeds of the named children of ``seed`` (one per word)."""
+    from .experiment import named_child
+
+    return [int(named_child(seed, w).generate_state(1, np.uint64)[0] >> np.uint64(1))
+            for w in words]
+
+
+def estimators(k, n_units, vpl_iter, seed, unit="group"):
+    """Unfitted estimators by method name (ours and the peers), hyperparameters at defaults."""
+    from . import estimators as E
+
+    return {"SeparateMLE": E.SeparateMLE(lam=1.0), "PooledMLE": E.PooledMLE(lam=1.0),
+            "SharedRep": E.SharedRep(k, seed=seed),
+            "SharedLoRA": E.SharedLoRA(rank=k, unit="group", fit_base=False, seed=seed),
+            "LoRe": E.LoRe(k, seed=seed, unit=unit), "PALB": E.PALB(k, seed=seed, unit=unit),
+            "VPL": E.VPL(latent_dim=k, max_iter=vpl_iter, seed=seed, unit=unit)}
+
+
+def unit_accuracy(theta_units, unit_ids, test):
+    """(overall, worst-group) held-out accuracy of per-unit rewards (a zero margin: half)."""
+    t = (2.0 * test.y - 1.0) * np.einsum("ij,ij->i", test.X, theta_units[unit_ids])
+    acc = np.where(t > 0, 1.0, np.where(t == 0, 0.5, 0.0))
+    per_group = np.bincount(test.group, acc) / np.maximum(np.bincount(test.group), 1)
+    return float(acc.mean()), float(per_group[np.bincount(test.group) > 0].min())
+
+
+def _fit(est, data):
+    t = time.perf_counter()
+    est.fit(data)
+    return est, time.perf_counter() - t
+
+
+def groups_minority(params, seed) -> dict:
+    """Protocol 1 (module docstring): one replicate."""
+    from .estimators import OracleB
+    from .population import Population, minority_proportions
+
+    s_pop, s_tr, s_te, s_est = _seeds(seed, "population", "data", "test", "estimator")
+    pop = Population.shared(params["d"], K, minority_proportions(params["minority"], U),
+                            seed=s_pop)
+    train = pop.sample(params["n_group"] * U, seed=s_tr)
+    test = pop.sample(params["test"] * U, seed=s_te, group_sampling="fixed")
+    ests = estimators(K, U, params["vpl_iter"], s_est)
+    ests.pop("SharedLoRA")  # a nuclear-norm model of many units; 5 groups are SharedRep's case
+    ests["OracleB"] = OracleB(pop.B)
+    out = {}
+    for name, est in ests.items():
+        est, secs = _fit(est, train)
+        acc, worst = unit_accuracy(est.theta_, test.group, test)
+        err = np.linalg.norm(est.theta_ - pop.theta, axis=1)
+        out.update({f"{name}.accuracy": acc, f"{name}.worst_accuracy": worst,
+                    f"{name}.minority_err": float(err[0]), f"{name}.fit_s": secs})
+    out["truth.accuracy"], out["truth.worst_accuracy"] = unit_accuracy(pop.theta, test.group,
+                                                                       test)
+    return out
+
+
+def many_users(params, seed) -> dict:
+    """Protocol 2 (module docstring): one replicate."""
+    from .estimators import OracleB
+    from .population import Population
+
+    s_pop, s_tr, s_te, s_new, s_est, *s_shot = _seeds(
+        seed, "population", "data", "test", "new", "estimator",
+        *[f"shots{m}" for m in params["shots"]] + ["new_test"])
+    N, m = params["n_users"], params["n_per"]
+    pop = Population.dirichlet(params["d"], K + 1, N, seed=s_pop, alpha=params["alpha"])
+    train = pop.sample(N * m, seed=s_tr, group_sampling="fixed")
+    test = pop.sample(N * params["test"] // 10, seed=s_te, group_sampling="fixed")
+    new = pop.new_users(params["n_new"], seed=s_new)
+    new_test = new.sample(params["n_new"] * params["test"] // 10, seed=s_shot[-1],
+                          group_sampling="fixed")
+    ests = estimators(K + 1, N, params["vpl_iter"], s_est)
+    for drop in ("PooledMLE", "SeparateMLE"):  # 20 comparisons in d dims: not this protocol's
+        ests.pop(drop)
+    ests["OracleB"] = OracleB(pop.B)
+    out = {}
+    shots = [(mm, new.sample(params["n_new"] * mm, seed=s, group_sampling="fixed"))
+             for mm, s in zip(params["shots"], s_shot)]
+    for name, est in ests.items():
+        est, secs = _fit(est, train)
+        out[f"{name}.accuracy"], _ = unit_accuracy(est.theta_, test.group, test)
+        out[f"{name}.fit_s"] = secs
+        for mm, few in shots:
+            theta = (OracleB(pop.B).fit(few).theta_ if name == "OracleB" else
+                     est.fit_new_users(few).theta if hasattr(est, "fit_new_users") else None)
+            if theta is not None:
+                out[f"{name}.new_accuracy_{mm}"], _ = unit_accuracy(theta, new_test.group,
+                                                                    new_test)
+    out["truth.accuracy"], _ = unit_accuracy(pop.theta, test.group, test)
+    return out
+
+
+def latent_groups(params, seed) -> dict:
+    """Protocol 3 (module docstring): one replicate; the estimators see users, not groups."""
+    from dataclasses import replace
+
+    from .estimators import EMMixture
+    from .population import Population, minority_proportions
+
+    s_pop, s_tr, s_te, s_est = _seeds(seed, "population", "data", "test", "estimator")
+    pop = Population.shared(params["d"], K, minority_proportions(params["minority"], U),
+                            seed=s_pop, users_per_group=params["users_per_group"])
+    n_users = pop.n_users
+    train = pop.sample(params["n_group"] * U, seed=s_tr)
+    test = pop.sample(params["test"] * U, seed=s_te, group_sampling="fixed")
+    hidden = replace(train, group=train.user.copy(), n_groups=n_users, user_group=None)
+    ests = estimators(K, n_users, params["vpl_iter"], s_est, unit="group")
+    for drop in ("PooledMLE", "SharedLoRA"):
+        ests.pop(drop)
+    ests["EMMixture"] = EMMixture(U, seed=s_est)
+    out = {}
+    for name, est in ests.items():
+        est, secs = _fit(est, hidden if name != "EMMixture" else train)
+        th = est.theta_[est.assignments_] if name == "EMMixture" else est.theta_
+        out[f"{name}.accuracy"], out[f"{name}.worst_accuracy"] = unit_accuracy(th, test.user,
+                                                                               test)
+        out[f"{name}.fit_s"] = secs
+    out["truth.accuracy"], out["truth.worst_accuracy"] = unit_accuracy(
+        pop.theta[pop.user_group], test.user, test)
+    return out
+
+
+def policy_level(params, seed) -> dict:
+    """Protocol 4 (module docstring): one replicate."""
+    from .experiment import draw_data, evaluate, make_policy
+    from .policy import maxmin_policy
+    from .population import Population, minority_proportions
+    from .reward_free import dpo_policy, gr_dpo_policy
+
+    s_pop, s_env, s_tr, s_est = _seeds(seed, "population", "env", "data", "estimator")
+    pop = Population.shared(params["d"], K, minority_proportions(params["minority"], U),
+                            seed=s_pop)
+    env = pop.arm_env(*params["env"], s_env)
+    draw = draw_data(pop, params["n_group"] * U, s_tr, env=env)
+    theta = pop.theta
+    gold = maxmin_policy(env, theta, BETA, "exact", warn=False)
+    ests = estimators(K, U, params["vpl_iter"], s_est)
+    ests.pop("SharedLoRA")
+    pis = {}
+    for name, est in ests.items():
+        est, secs = _fit(est, draw.data)
+        pis[name] = (make_policy(env, est.theta_, BETA, "exact", proportions=pop.proportions)[0],
+                     secs)
+    for name, fn in (("DPO", dpo_policy), ("GR-DPO", gr_dpo_policy)):
+        t = time.perf_counter()
+        res = fn(env, draw.data, BETA, lam=1e-3)
+        pis[name] = (res.pi, time.perf_counter() - t)
+    out = {}
+    for name, (pi, secs) in pis.items():
+        ev = evaluate(env, theta, BETA, pi, gold.pi, gold.value)
+        out.update({f"{name}.subopt": ev["subopt"], f"{name}.minority_win": float(ev["win_rate"][0]),
+                    f"{name}.fit_s": secs})
+    return out
+
+
+PROTOCOLS = {"groups_minority": groups_minority, "many_users": many_users,
+             "latent_groups": latent_groups, "policy_level": policy_level}
+
+
+def protocol_grid(size):
+    """``[(protocol, params)]`` of one size: the settings each protocol is run at."""
+    base = {k: v for k, v in SIZES[size].items() if k != "seeds"}
+    grid = []
+    for mino in MINORITIES[size]:
+        grid.append(("groups_minority", {**base, "minority": mino}))
+    for alpha in ALPHAS:
+        grid.append(("many_users", {**base, "alpha": alpha}))
+    grid.append(("latent_groups", {**base, "minority": MINORITIES[size][0]}))
+    grid.append(("policy_level", {**base, "minority": MINORITIES[size][0]}))
+    return grid
+
+
+def t_interval(values, level=0.95):
+    """(mean, half-width of the ``level`` t-interval); half-width NaN with one value."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size == 1:
+        return float(v[0]), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+def summarise(reps):
+    """Rows ``{method, metric: "mean +- ci", ...}`` from replicate dicts of one setting."""
+    methods = sorted({k.split(".", 1)[0] for r in reps for k in r},
+                     key=lambda m: (m not in OURS, m in ("OracleB", "truth"), m))
+    metrics = sorted({k.split(".", 1)[1] for r in reps for k in r})
+    rows = []
+    for m in methods:
+        row = {"method": m, "side": "ours" if m in OURS else (
+            "reference" if m in ("OracleB", "truth") else "peer")}
+        for met in metrics:
+            vals = [r.get(f"{m}.{met}") for r in reps]
+            if any(v is not None for v in vals):
+                row[met], row[f"{met}_ci"] = t_interval(vals)
+        rows.append(row)
+    return rows
+
+
+def best_gap(reps, metric="accuracy"):
+    """Per replicate: our best ``metric`` minus the best peer's (None where either is absent)."""
+    gaps = []
+    for r in reps:
+        ours = [r[f"{m}.{metric}"] for m in OURS if f"{m}.{metric}" in r]
+        peers = [r[f"{m}.{metric}"] for m in PEERS if f"{m}.{metric}" in r]
+        gaps.append(max(ours) - max(peers) if ours and peers else None)
+    return gaps
