@@ -58,7 +58,8 @@ import theory
 from figures import style
 from simulator import Population
 from simulator.estimators import OracleB, PooledMLE, SeparateMLE, SharedRep
-from simulator.metrics import param_error, sin_theta, span_decomposition
+from simulator.experiment import draw_data, estimation_metrics, fit_estimators, group_estimate
+from simulator.metrics import sin_theta, span_decomposition
 from simulator.validation import check_choice
 
 NAME = "fig2"
@@ -103,19 +104,19 @@ def cell(params: dict, seed) -> dict:
     regime = check_choice(str(params["regime"]), "regime", REGIMES)
     pop = Population.from_regime(regime, d=d, minority=eta, seed=s_pop,
                                  signal=float(params["signal"]))
-    data = pop.sample(n, seed=s_data, group_sampling="fixed")
+    draw = draw_data(pop, n, s_data, group_sampling="fixed")
     sr = {"n_restarts": int(params["n_restarts"]), "max_iter": int(params["max_iter"]),
           "lam": SR_LAM, "seed": s_fit}
-    fits = {"pooled": PooledMLE(lam=LAM).fit(data),
-            "separate": SeparateMLE(lam=LAM).fit(data),
-            "sharedrep": SharedRep(pop.k, weights="simplex", **sr).fit(data),
-            "sharedrep_free": SharedRep(pop.k, weights="free", **sr).fit(data),
-            "oracle": OracleB(pop.B, lam=LAM).fit(data)}
-    out = {"k": pop.k, "U": pop.n_groups, "n_min": int(data.group_counts()[0]),
+    estimators = {"pooled": PooledMLE(lam=LAM), "separate": SeparateMLE(lam=LAM),
+                  "sharedrep": SharedRep(pop.k, weights="simplex", **sr),
+                  "sharedrep_free": SharedRep(pop.k, weights="free", **sr),
+                  "oracle": OracleB(pop.B, lam=LAM)}
+    fits = {m: est for m, (est, _) in fit_estimators(estimators, draw).items()}
+    out = {"k": pop.k, "U": pop.n_groups, "n_min": int(draw.data.group_counts()[0]),
            "spanned": bool(pop.traits_spanned_by_others(0)),
            "theta_norm": float(np.linalg.norm(pop.theta[0]))}
     for m, est in fits.items():
-        err = param_error(est.theta_, pop.theta)
+        err = estimation_metrics(group_estimate(est, pop.n_groups), pop.theta, None)["err_l2"]
         out[f"err_{m}"] = float(err[0])
         out[f"errmean_{m}"] = float(err.mean())
     for m in ("sharedrep", "sharedrep_free"):

@@ -45,10 +45,9 @@ import numpy as np
 import theory
 from figures import style
 from simulator import Population
-from simulator.estimators import PooledMLE
-from simulator.estimators.population_limit import population_bt_fit
+from simulator.estimators import PooledMLE, population_bt_fit
+from simulator.experiment import draw_data, fit_estimators, make_policy
 from simulator.fairness import alignment_gaps, diversity_epsilon
-from simulator.policy import gibbs_policy, utilitarian_policy
 
 NAME = "fig4"
 TITLE = "Single-reward impossibility: alignment gap vs diversity and proportion"
@@ -94,12 +93,14 @@ def cell(params: dict, seed) -> dict:
     theta = pop.theta  # (2, d); row 0 = group u
     eps = float(diversity_epsilon(env, theta, pop.proportions)[0])
     # RLHF as trained (pooled BT-MLE on n comparisons) and its population limit phi*
-    pooled = PooledMLE(lam=LAM).fit(pop.sample(int(params["n"]), seed=s_data, env=env))
+    draw = draw_data(pop, int(params["n"]), s_data, env=env)
+    pooled = fit_estimators({"pooled": PooledMLE(lam=LAM)}, draw)["pooled"][0]
     limit = population_bt_fit(env, theta, pop.proportions)
     phi_star = limit.theta
-    policies = {"pooled": gibbs_policy(env, pooled.coef_, beta),
-                "pop": gibbs_policy(env, phi_star, beta),
-                "util": utilitarian_policy(env, theta, beta, pop.proportions)}
+    policies = {"pooled": make_policy(env, pooled.coef_, beta, "gibbs")[0],
+                "pop": make_policy(env, phi_star, beta, "gibbs")[0],
+                "util": make_policy(env, theta, beta, "utilitarian",
+                                    proportions=pop.proportions)[0]}
     out = {"epsilon": eps}
     for key, pi in policies.items():
         gaps = alignment_gaps(env, pi, theta, beta)
@@ -116,7 +117,7 @@ def cell(params: dict, seed) -> dict:
     for i, b in enumerate(BETA_SCAN):
         # "direct" (F_u(pi*_u) - F_u(pi)): the KL form overflows to inf at small beta, where
         # pi*_u underflows to exactly 0 on some arms that pi still plays
-        out[f"gap_pop_b{i}"] = float(alignment_gaps(env, gibbs_policy(env, phi_star, b),
+        out[f"gap_pop_b{i}"] = float(alignment_gaps(env, make_policy(env, phi_star, b, "gibbs")[0],
                                                     theta, b, method="direct")[0])
         out[f"thm1_bound_b{i}"] = float(theory.theorem1_alignment_gap_lower_bound(
             eps, eta, beta=b, **consts))

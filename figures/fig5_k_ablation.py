@@ -45,7 +45,8 @@ import theory
 from figures import style
 from simulator import Population
 from simulator.estimators import OracleB, SeparateMLE, SharedRep
-from simulator.metrics import param_error, sin_theta
+from simulator.experiment import draw_data, estimation_metrics, fit_estimators, group_estimate
+from simulator.metrics import sin_theta
 from simulator.population import minority_proportions
 
 NAME = "fig5"
@@ -83,18 +84,20 @@ def cell(params: dict, seed) -> dict:
     k_true, k_fit, eta = int(params["k_true"]), int(params["k_fit"]), float(params["eta"])
     pop = Population.shared(d, k_true, minority_proportions(eta, U), seed=s_pop,
                             weights="gaussian", signal=float(params["signal"]))
-    data = pop.sample(n, seed=s_data, group_sampling="fixed")
-    sr = SharedRep(k_fit, weights="free", lam=SR_LAM, n_restarts=int(params["n_restarts"]),
-                   max_iter=int(params["max_iter"]), seed=s_fit).fit(data)
-    sep = SeparateMLE(lam=LAM).fit(data)
-    orc = OracleB(pop.B, lam=LAM).fit(data)
+    draw = draw_data(pop, n, s_data, group_sampling="fixed")
+    fits = fit_estimators({
+        "sharedrep": SharedRep(k_fit, weights="free", lam=SR_LAM,
+                               n_restarts=int(params["n_restarts"]),
+                               max_iter=int(params["max_iter"]), seed=s_fit),
+        "separate": SeparateMLE(lam=LAM), "oracle": OracleB(pop.B, lam=LAM)}, draw)
+    sr, sep, orc = (fits[m][0] for m in ("sharedrep", "separate", "oracle"))
     out = {"spanned": bool(pop.traits_spanned_by_others(0)),
-           "n_min": int(data.group_counts()[0]),
+           "n_min": int(draw.data.group_counts()[0]),
            "sin_theta": float(sin_theta(sr.B_, pop.B)),
            "n_iter": int(sr.n_iter_),
            "converged": bool(sr.converged_ and sep.converged_ and orc.converged_)}
     for key, est in (("sharedrep", sr), ("separate", sep), ("oracle", orc)):
-        err = param_error(est.theta_, pop.theta)
+        err = estimation_metrics(group_estimate(est, pop.n_groups), pop.theta, None)["err_l2"]
         out[f"err_{key}"] = float(err[0])
         out[f"errmean_{key}"] = float(err.mean())
     return out

@@ -41,8 +41,10 @@ import numpy as np
 import theory
 from figures import style
 from simulator import Population
-from simulator.data import PreferenceData
 from simulator.estimators import EMMixture
+from simulator.experiment import draw_data
+from simulator.metrics import matched_param_error
+from simulator.population import split_users
 
 NAME = "fig6"
 TITLE = "EM cluster recovery vs separation, minority size and iteration"
@@ -90,14 +92,9 @@ def make_data(params: dict, seed):
     pop = Population.diverse(int(params["d"]), math.radians(float(params["angle_deg"])),
                              proportions=(h_min / H, 1.0 - h_min / H), seed=s_pop,
                              signal=float(params["signal"]))
-    raw = pop.sample(H * m, seed=s_data, group_sampling="fixed")
-    user = np.empty_like(raw.group)
-    for g, offset in ((0, 0), (1, h_min)):
-        idx = np.flatnonzero(raw.group == g)  # already in random order
-        user[idx] = offset + np.arange(idx.size) // m
-    user_group = np.r_[np.zeros(h_min, np.int64), np.ones(H - h_min, np.int64)]
-    data = PreferenceData(X=raw.X, y=raw.y, group=raw.group, user=user, n_groups=2, n_users=H,
-                          user_group=user_group, meta=raw.meta)
+    raw = draw_data(pop, H * m, s_data, group_sampling="fixed").data
+    data = split_users(raw, m)  # group 0's users first, each with m comparisons
+    user_group = data.user_group
     return pop, data, user_group
 
 
@@ -107,13 +104,6 @@ def _estimator(variant, seed, max_iter=None):
     if variant == "soft":
         return EMMixture(2, variant="soft", max_iter=max_iter, seed=seed)
     return EMMixture(2, variant="hard", init="kmeans++", max_iter=max_iter, seed=seed)
-
-
-def _errors(theta_hat, theta):
-    """Per-group l2 errors after the best matching of the two clusters to the two groups."""
-    direct = np.linalg.norm(theta_hat - theta, axis=1)
-    swapped = np.linalg.norm(theta_hat[::-1] - theta, axis=1)
-    return direct if direct.sum() <= swapped.sum() else swapped
 
 
 def _max_relative_drop(history):
@@ -134,7 +124,7 @@ def cell(params: dict, seed) -> dict:
         ari = [h["ari"] for h in hist]
         for t in range(1, T_MAX + 1):  # converged runs keep their last value
             out[f"{v}_ari_it{t}"] = float(ari[min(t, len(ari)) - 1])
-        err = _errors(em.theta_, theta)
+        err = matched_param_error(em.theta_, theta)
         out[f"{v}_ari"] = float(ari[-1])
         out[f"{v}_purity"] = float(hist[-1]["purity"])
         out[f"{v}_err_mean"] = float(err.mean())
@@ -146,7 +136,7 @@ def cell(params: dict, seed) -> dict:
             if t >= em.n_iter_:  # the run stopped by then: same fit
                 e = err
             else:
-                e = _errors(_estimator(v, seed=0, max_iter=t).fit(data).theta_, theta)
+                e = matched_param_error(_estimator(v, seed=0, max_iter=t).fit(data).theta_, theta)
             out[f"{v}_err_mean_it{t}"] = float(e.mean())
             out[f"{v}_err_minority_it{t}"] = float(e[0])
     return out

@@ -92,7 +92,7 @@ def cell(params: dict, seed) -> dict:
                                signal=float(params["signal"]))
     data = pop.sample(N * n, seed=s_data, group_sampling="fixed")  # exactly n per user
     ests = {
-        "shared": SharedLoRA(rank=k, solver="factorized", unit="group", lam=LAM_SHARED,
+        "shared": SharedLoRA(k=k, solver="factorized", unit="group", lam=LAM_SHARED,
                              fit_base=False, tol=TOL, seed=s_fit),
         "oracle": OracleB(pop.B, lam=LAM),
         "independent": SeparateMLE(lam=LAM),

@@ -42,6 +42,7 @@ from figures import style
 from simulator.arms import FiniteArmEnv
 from simulator.designs import FixedDesign
 from simulator.estimators import PooledMLE
+from simulator.experiment import draw_data, fit_estimators
 from simulator.policy import pessimistic_mle_policy
 from theory.pessimism import greedy_failure_limit
 
@@ -84,10 +85,10 @@ def cell(params: dict, seed) -> dict:
     fixed = design(params)
     env = fixed.env
     r = env.rewards(fixed.theta[0])[0]
-    labelled = fixed.sample(seed)  # aggregated: one row per (pair, outcome), counts as weights
-    data, w = labelled.data, labelled.sample_weight
+    draw = draw_data(fixed, None, seed)  # aggregated: a row per (pair, outcome), counts as weights
+    data, w = draw.data, draw.sample_weight
     B = float(params["B"])
-    mle = PooledMLE(lam=0.0, norm_bound=B, tol=MLE_TOL).fit(data, sample_weight=w)
+    mle = fit_estimators({"mle": PooledMLE(lam=0.0, norm_bound=B, tol=MLE_TOL)}, draw)["mle"][0]
     greedy = int(np.argmax(env.rewards(mle.coef_)[0]))
     kw = dict(sample_weight=w, B=B, delta=float(params["delta"]), C=float(params["C"]))
     pess = pessimistic_mle_policy(env, mle.coef_, data, reference=FEATURES[0, 0], **kw)
@@ -98,7 +99,7 @@ def cell(params: dict, seed) -> dict:
         "subopt_greedy": float(r.max() - r[greedy]),
         "subopt_pessimistic": float(r.max() - pess.pi[0] @ r),
         "subopt_pessimistic_vbad": float(r.max() - vbad.pi[0] @ r),
-        "uncovered_won": bool(labelled.wins[0] == params["n_uncovered"]),
+        "uncovered_won": bool(_wins_a2(data, w) == params["n_uncovered"]),
         "pess_mass_a2": float(pess.pi[0, 2]), "pess_mass_a0": float(pess.pi[0, 0]),
         "radius": conf.radius, "lam": conf.lam, "coverage": coverage,
         "bound_C1": conf.radius * coverage / float(params["C"]),
@@ -107,6 +108,12 @@ def cell(params: dict, seed) -> dict:
         "certified": bool(pess.converged and vbad.converged and mle.converged_),
         "duality_gap": max(pess.duality_gap, vbad.duality_gap),
     }
+
+
+def _wins_a2(data, w) -> float:
+    """Comparisons a2 won against a0 (the uncovered pair): the weight of its "a won" row."""
+    row = (data.actions[:, 0] == 2) & (data.y == 1)
+    return float(w[row].sum())
 
 
 def _by_seed(df, value, ns):

@@ -65,7 +65,7 @@ def estimators(k, n_units, vpl_iter, seed, unit="group"):
 
     return {"SeparateMLE": E.SeparateMLE(lam=1.0), "PooledMLE": E.PooledMLE(lam=1.0),
             "SharedRep": E.SharedRep(k, seed=seed),
-            "SharedLoRA": E.SharedLoRA(rank=k, unit="group", fit_base=False, seed=seed),
+            "SharedLoRA": E.SharedLoRA(k=k, unit="group", fit_base=False, seed=seed),
             "LoRe": E.LoRe(k, seed=seed, unit=unit), "PALB": E.PALB(k, seed=seed, unit=unit),
             "VPL": E.VPL(latent_dim=k, max_iter=vpl_iter, seed=seed, unit=unit)}
 

@@ -19,6 +19,7 @@ __all__ = [
     "contingency_table",
     "empirical_sigma",
     "heldout_metrics",
+    "matched_param_error",
     "param_error",
     "principal_angles",
     "purity",
@@ -58,6 +59,36 @@ def param_error(theta_hat, theta) -> np.ndarray:
     """Per-group l2 error ``||theta_hat_u - theta_u||_2``, shape (U,)."""
     a, b = _pair(theta_hat, theta)
     return np.linalg.norm(a - b, axis=1)
+
+
+_MAX_ENUMERATED = 7  # up to 7! = 5040 matchings are enumerated; more groups use the Hungarian
+
+
+def matched_param_error(theta_hat, theta) -> np.ndarray:
+    """Per-group l2 error after the best matching of estimated clusters to groups, shape (U,).
+
+    A mixture model (e.g. EM, MaxMin-RLHF Algorithm 2) learns its clusters up to a relabelling:
+    the error of group u is ``||theta_hat_{sigma(u)} - theta_u||_2`` for the permutation sigma
+    minimising the summed error ``sum_u ||theta_hat_{sigma(u)} - theta_u||_2`` (on ties the
+    first permutation in lexicographic order, the identity first).
+    """
+    a, b = _pair(theta_hat, theta)
+    U = a.shape[0]
+    if U <= _MAX_ENUMERATED:
+        import itertools
+
+        best = None
+        for perm in itertools.permutations(range(U)):
+            err = np.linalg.norm(a[list(perm)] - b, axis=1)
+            if best is None or err.sum() < best.sum():
+                best = err
+        return best
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)  # cost[i, u]: cluster i, group u
+    rows, cols = linear_sum_assignment(cost)
+    perm = rows[np.argsort(cols)]
+    return np.linalg.norm(a[perm] - b, axis=1)
 
 
 def empirical_sigma(data, group: int | None = None) -> np.ndarray:

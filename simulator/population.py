@@ -39,7 +39,7 @@ from .validation import (
 )
 
 __all__ = ["BINDING_W", "NONBINDING_W", "Population", "REGIMES", "minority_proportions",
-           "random_orthonormal"]
+           "random_orthonormal", "split_users"]
 
 REGIMES = ("shared", "minority_trait", "diverse", "dirichlet", "planted", "spanned", "u_eq_k",
            "binding", "nonbinding")
@@ -659,3 +659,36 @@ class Population:
         return (f"Population({self.name}, d={self.d}, k={self.k}, U={self.n_groups}, "
                 f"proportions={np.round(self.proportions, 4).tolist()}, "
                 f"users_per_group={self.users_per_group}, label_model={self.label_model!r})")
+
+
+def split_users(data: PreferenceData, comparisons_per_user: int) -> PreferenceData:
+    """``data`` with each group's comparisons split into users of exactly
+    ``comparisons_per_user`` comparisons each.
+
+    Within group g the comparisons are taken in data order (already random for a
+    ``Population.sample`` draw) and cut into consecutive blocks of ``m``; the users are
+    numbered group by group (group 0's first), so ``user_group`` is sorted. Every group's count
+    must be a multiple of ``m`` (e.g. ``group_sampling="fixed"`` with proportions
+    ``users_g / n_users`` and ``n = n_users * m``); the EM model of MaxMin-RLHF (Algorithm 2)
+    clusters such users.
+    """
+    if not isinstance(data, PreferenceData):
+        raise InvalidParameterError(f"data must be a PreferenceData; got {type(data).__name__}")
+    m = check_int(comparisons_per_user, "comparisons_per_user", low=1)
+    counts = data.group_counts()
+    bad = np.flatnonzero(counts % m)
+    if bad.size:
+        raise InvalidParameterError(
+            f"comparisons_per_user: group {int(bad[0])} has {int(counts[bad[0]])} comparisons, "
+            f"not a multiple of comparisons_per_user = {m}")
+    users = counts // m
+    offsets = np.concatenate([[0], np.cumsum(users)[:-1]])
+    user = np.empty_like(data.group)
+    for g in range(data.n_groups):
+        idx = np.flatnonzero(data.group == g)
+        user[idx] = offsets[g] + np.arange(idx.size) // m
+    user_group = np.repeat(np.arange(data.n_groups, dtype=np.int64), users)
+    return PreferenceData(X=data.X, y=data.y, group=data.group, user=user,
+                          n_groups=data.n_groups, n_users=int(users.sum()),
+                          context=data.context, actions=data.actions, user_group=user_group,
+                          meta=data.meta)

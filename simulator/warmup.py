@@ -60,7 +60,7 @@ def compile_kernels(verbose: bool = False) -> float:
     SharedRep(k=2, n_restarts=1, max_iter=3).fit(data)
     SharedRep(k=2, weights="free", n_restarts=1, max_iter=3).fit(data)
     for variant in ("soft", "hard"):
-        EMMixture(n_groups=2, variant=variant, max_iter=3, n_restarts=1).fit(data)
+        EMMixture(n_clusters=2, variant=variant, max_iter=3, n_restarts=1).fit(data)
     seconds = time.perf_counter() - t0
     if verbose:
         print(f"numba kernels compiled (or loaded from the cache) in {seconds:.1f} s")

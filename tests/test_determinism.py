@@ -64,7 +64,7 @@ def _estimators_a():
         "SharedRep-free": SharedRep(k=3, weights="free", seed=1),
         "SharedRep-simplex": SharedRep(k=3, seed=1),
         "SharedRep-numpy": SharedRep(k=3, weights="free", backend="numpy", seed=1),
-        "SharedLoRA": SharedLoRA(rank=3, seed=1),
+        "SharedLoRA": SharedLoRA(k=3, seed=1),
         "OracleB": OracleB(POP_A.B, theta0=POP_A.theta0),
         "EM-soft": EMMixture(3, seed=1, n_restarts=2),
         "EM-hard": EMMixture(3, variant="hard", seed=1),

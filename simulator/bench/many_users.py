@@ -1,7 +1,7 @@
 """Many users, few comparisons: SharedLoRA and SharedRep with one unit per user.
 
 Issue 12 targets: ``N = 1,000`` users x 20 comparisons, ``d = 64``, ``k = 4`` under 30 s and
-under 2 GB peak memory, for ``SharedLoRA(rank=4, unit="group", fit_base=False)`` (the planted
+under 2 GB peak memory, for ``SharedLoRA(k=4, unit="group", fit_base=False)`` (the planted
 ``theta0`` is 0, as in fig7; factorized solver, ``lam="auto"``) and ``SharedRep(k=4)`` (its
 defaults, ``lam="auto"``) with each user its own group; ``N = 10,000`` under 5 minutes
 (skipped by ``--quick``). Registered explicit-only (minutes; not part of ``bench all``):
@@ -50,7 +50,7 @@ name, N, d, k, n_per, seed = sys.argv[1], *map(int, sys.argv[2:7])
 pop = Population.dirichlet(d, k, n_groups=N, users_per_group=1, seed=seed, signal=2.0)
 data = pop.sample(N * n_per, seed=seed + 1, group_sampling="fixed")
 if name == "SharedLoRA":
-    est = SharedLoRA(rank=k, unit="group", fit_base=False, seed=seed)
+    est = SharedLoRA(k=k, unit="group", fit_base=False, seed=seed)
 elif name == "SharedRep(lam=1e-3)":
     est = SharedRep(k=k, seed=seed, lam=1e-3)  # the former default (module docstring)
 else:

@@ -11,6 +11,7 @@ from .lowrank import SharedLoRA
 from .mle import PooledMLE, SeparateMLE
 from .oracle import OracleB
 from .pal import PALA, PALB
+from .population_limit import population_bt_fit
 from .sharedrep import SharedRep
 from .vpl import VPL
 
@@ -38,5 +39,6 @@ __all__ = [
     "fit_bt_matfree",
     "fit_many",
     "kron_operator",
+    "population_bt_fit",
     "separable",
 ]

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ from ..data import PreferenceData
 from ..validation import InvalidParameterError, check_array, check_ids, validate_params
 
 __all__ = ["PreferenceEstimator", "NotFittedError", "NewUsersFit", "UNITS", "check_data",
-           "check_unit", "require_every_group", "one_blas_thread_fit"]
+           "check_unit", "require_every_group", "one_blas_thread_fit", "renamed_param"]
 
 
 class NotFittedError(RuntimeError):
@@ -72,6 +73,28 @@ def check_data(data) -> PreferenceData:
     if not isinstance(data, PreferenceData):
         raise InvalidParameterError(f"data must be a PreferenceData; got {type(data).__name__}")
     return data
+
+
+def renamed_param(est, new: str, old: str, *, stacklevel: int = 5):
+    """The value of hyperparameter ``new`` of ``est``, whose deprecated alias is ``old``.
+
+    Called in ``fit`` (validation happens there, scikit-learn's rule): ``old`` alone gives its
+    value with a :class:`FutureWarning` naming ``new``; both given is an error naming both;
+    neither is an error naming ``new``. The value is unchanged, so a fit is bit-identical.
+    ``stacklevel`` 5 points the warning at the user's ``fit`` call when this runs in a
+    ``_validate`` called by a ``fit`` decorated with :func:`one_blas_thread_fit`.
+    """
+    v_new, v_old = getattr(est, new), getattr(est, old)
+    if v_old is None:
+        if v_new is None:
+            raise InvalidParameterError(f"{new} is required (an integer >= 1); got None")
+        return v_new
+    if v_new is not None:
+        raise InvalidParameterError(f"{old} is a deprecated alias of {new}: give {new} only; "
+                                    f"got {new} = {v_new!r} and {old} = {v_old!r}")
+    warnings.warn(f"{type(est).__name__}({old}=...) is deprecated; use {new}=... (same "
+                  f"meaning)", FutureWarning, stacklevel=stacklevel)
+    return v_old
 
 
 def one_blas_thread_fit(method):

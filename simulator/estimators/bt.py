@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import get_lapack_funcs
 
+from ..kernels import BACKENDS
 from ..validation import InvalidParameterError, check_array, check_int, check_real, check_str
 
 __all__ = ["bt_objective", "fit_bt", "separable", "check_sample_weight", "check_constraints",
            "LinearConstraints", "BTFit", "BTConvergenceWarning", "MLENotExistWarning", "BACKENDS"]
 
-BACKENDS = ("numba", "numpy", "torch")
 
 
 class MLENotExistWarning(RuntimeWarning):

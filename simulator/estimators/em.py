@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import em_numba
+from ..kernels import BACKENDS, em_numba
 from ..metrics import adjusted_rand_index, purity
 from ..seeding import child_seeds
 from ..validation import Choice, Int, InvalidParameterError, Real, Seed, Str
-from .base import PreferenceEstimator, check_data, one_blas_thread_fit
+from .base import PreferenceEstimator, check_data, one_blas_thread_fit, renamed_param
 from .bt import fit_bt
 from .sharedrep import WEIGHTS, SharedRep, sharedrep_objective
 
@@ -57,7 +57,9 @@ __all__ = ["EMMixture", "e_step_reference", "user_loglik_reference"]
 VARIANTS = ("hard", "soft")
 INITS = ("round_robin", "kmeans++", "random")
 M_STEPS = ("separate", "sharedrep")
-BACKENDS = ("numba", "torch")
+#: the E-step has a numba and a torch kernel; its numpy reference (:func:`e_step_reference`) is
+#: for the tests only
+EM_BACKENDS = tuple(b for b in BACKENDS if b != "numpy")
 
 
 def user_loglik_reference(X, y, user, theta, n_users) -> np.ndarray:
@@ -105,8 +107,9 @@ class EMMixture(PreferenceEstimator):
 
     Parameters
     ----------
-    n_groups : int
-        Number of clusters ``K >= 1`` (known, as in MaxMin-RLHF).
+    n_clusters : int
+        Number of clusters ``K >= 1`` (known, as in MaxMin-RLHF). It counts the latent
+        clusters EM fits, not the data's known groups (``data.n_groups``).
     variant : {"hard", "soft"}
     init : {"round_robin", "kmeans++", "random"}, optional
         Default ``"round_robin"`` for hard (the authors' code), ``"kmeans++"`` for soft.
@@ -131,6 +134,9 @@ class EMMixture(PreferenceEstimator):
         E-step kernel (module docstring).
     device : str, default "cpu"
         Torch device of the E-step for ``backend="torch"``.
+    n_groups : int, optional
+        Deprecated alias of ``n_clusters`` (issue 13; a :class:`FutureWarning`; giving both is
+        an error).
 
     Attributes
     ----------
@@ -163,7 +169,7 @@ class EMMixture(PreferenceEstimator):
     """
 
     _parameter_constraints = {
-        "n_groups": Int(1),
+        "n_clusters": Int(1, none=True),
         "variant": Choice(VARIANTS),
         "init": Choice((None,) + INITS),
         "n_restarts": Int(1),
@@ -174,15 +180,17 @@ class EMMixture(PreferenceEstimator):
         "k": Int(1, none=True),
         "weights": Choice(WEIGHTS),
         "seed": Seed(),
-        "backend": Choice(BACKENDS),
+        "backend": Choice(EM_BACKENDS),
         "device": Str(),
+        "n_groups": Int(1, none=True),
     }
 
-    def __init__(self, n_groups: int, variant: str = "soft", init: str | None = None,
-                 n_restarts: int = 3, max_iter: int | None = None, tol: float = 1e-7,
-                 lam: float = 1e-3, m_step: str = "separate", k: int | None = None,
-                 weights: str = "free", seed=0, backend: str = "numba", device: str = "cpu"):
-        self.n_groups = n_groups
+    def __init__(self, n_clusters: int | None = None, variant: str = "soft",
+                 init: str | None = None, n_restarts: int = 3, max_iter: int | None = None,
+                 tol: float = 1e-7, lam: float = 1e-3, m_step: str = "separate", k: int | None = None,
+                 weights: str = "free", seed=0, backend: str = "numba", device: str = "cpu",
+                 n_groups: int | None = None):
+        self.n_clusters = n_clusters
         self.variant = variant
         self.init = init
         self.n_restarts = n_restarts
@@ -195,11 +203,16 @@ class EMMixture(PreferenceEstimator):
         self.seed = seed
         self.backend = backend
         self.device = device
+        self.n_groups = n_groups
+
+    def _K(self) -> int:
+        """The cluster count (``n_clusters``, or its deprecated alias); checked in ``fit``."""
+        return int(self.n_clusters if self.n_clusters is not None else self.n_groups)
 
     # ---------------------------------------------------------------- validation
     def _validate(self, data):
-        K = self.n_groups
         self._validate_params()
+        K = renamed_param(self, "n_clusters", "n_groups")
         if self.device != "cpu" and self.backend != "torch":
             raise InvalidParameterError(f"device {self.device!r} needs backend='torch'")
         if self.m_step == "sharedrep":
@@ -210,7 +223,7 @@ class EMMixture(PreferenceEstimator):
                                             f"got {self.k!r}")
         active = int(np.count_nonzero(data.user_counts()))
         if active < K:
-            raise ValueError(f"too few users: n_groups = {K} clusters need at least {K} users "
+            raise ValueError(f"too few users: n_clusters = {K} clusters need at least {K} users "
                              f"with comparisons; data has {active} (n_users = {data.n_users})")
 
     # ---------------------------------------------------------------- fit
@@ -230,7 +243,7 @@ class EMMixture(PreferenceEstimator):
         true_groups = self._check_fit_params(fit_params)["true_groups"]
         data = check_data(data)
         self._validate(data)
-        H, _K = data.n_users, int(self.n_groups)
+        H, _K = data.n_users, self._K()
         if true_groups is not None:
             true_groups = np.asarray(true_groups)
             if true_groups.shape != (H,):
@@ -261,7 +274,7 @@ class EMMixture(PreferenceEstimator):
                                 restart_objectives_=np.array(objs))
 
     def _initial_resp(self, data, init, rng):
-        H, K = data.n_users, int(self.n_groups)
+        H, K = data.n_users, self._K()
         if init == "round_robin":
             labels = np.arange(H) % K
         elif init == "random":
@@ -280,7 +293,7 @@ class EMMixture(PreferenceEstimator):
 
     def _m_step(self, data, R, state, rng):
         """New parameters given responsibilities R (one-hot for hard); returns state dict."""
-        K = int(self.n_groups)
+        K = self._K()
         X, y = data.X, data.y
         hard = self.variant == "hard"
         if self.m_step == "separate":
@@ -364,7 +377,7 @@ class EMMixture(PreferenceEstimator):
         return float(np.sqrt(sum(np.sum(p * p) for p in parts)))
 
     def _run(self, data, init, max_iter, rng, true_groups, estep=None):
-        H, K, d = data.n_users, int(self.n_groups), data.d
+        H, K, d = data.n_users, self._K(), data.d
         hard = self.variant == "hard"
         active = data.user_counts() > 0
         R = self._initial_resp(data, init, rng)

@@ -3,7 +3,7 @@ r"""Shared low-rank personalisation: the linear analogue of P-ShareLoRA (arXiv 2
 Each unit ``i`` (a group, or a user) has ``theta_i = theta0 + B W_i`` with ``B`` (d×r) shared and
 ``W_i`` (r) personal, so ``Delta = [theta_1 - theta0, ...] = B W`` has rank ``<= r`` (our note
 sharelora_theory.md, sec. 1.2, linear special case ``d2 = 1``). We fit the convex surrogate
-**[reconstructed; the paper's estimator is the factorised MLE, sec. 1.3]**
+**[reconstructed; the paper's estimator is the factorized MLE, sec. 1.3]**
 
 .. math::
 
@@ -15,9 +15,9 @@ two ways:
 
 * ``solver="cvxpy"``: the convex problem as written (exponential cones; CLARABEL). The exact
   reference for small problems (one cone block per unit: tens of units, not hundreds). It
-  solves the nuclear-norm **relaxation**: ``rank`` is not a constraint there (the nuclear norm
+  solves the nuclear-norm **relaxation**: ``k`` is not a constraint there (the nuclear norm
   makes the solution low-rank); ``rank_`` reports the numerical rank found, and when it exceeds
-  ``rank`` a :class:`UserWarning` says so: ``theta_`` and ``delta_`` are then the untruncated
+  ``k`` a :class:`UserWarning` says so: ``theta_`` and ``delta_`` are then the untruncated
   relaxation, while ``B_`` / ``W_`` hold its best rank-``r`` approximation.
 * ``solver="factorized"``: Burer–Monteiro: ``Delta = B W`` with
   ``lambda/2 (||B||_F^2 + ||W||_F^2)`` in place of ``lambda ||Delta||_*`` (equal at the optimum
@@ -56,7 +56,13 @@ import numpy as np
 
 from ..seeding import as_seed_sequence
 from ..validation import Bool, Choice, Custom, Int, InvalidParameterError, Real, Seed
-from .base import PreferenceEstimator, check_data, check_unit, one_blas_thread_fit
+from .base import (
+    PreferenceEstimator,
+    check_data,
+    check_unit,
+    one_blas_thread_fit,
+    renamed_param,
+)
 from .bt_blocks import fit_bt_blocks
 from .regularisation import NUCLEAR_C, check_lam, nuclear_lam
 
@@ -175,7 +181,7 @@ def fit_units_offset(Z, s, offset, unit, N, lam, W0=None, *, tol=1e-10, max_iter
 
 
 def profiled_objective(X, s, unit, N, theta0, B, lam, lam0, *, W0=None, segments=None):
-    r"""The factorised objective with ``W`` minimised out, and its gradient.
+    r"""The factorized objective with ``W`` minimised out, and its gradient.
 
     ``phi(theta0, B) = min_W F(theta0, B, W)`` (module docstring), ``W`` by
     :func:`fit_units_offset`. By the envelope theorem the gradient is the partial gradient of
@@ -296,14 +302,14 @@ def _stratified_holdout(unit, N, frac, seed):
 
 
 class SharedLoRA(PreferenceEstimator):
-    """``theta_i = theta0 + B W_i`` with a shared rank-``r`` basis (P-ShareLoRA, linear).
+    """``theta_i = theta0 + B W_i`` with a shared rank-``k`` basis (P-ShareLoRA, linear).
 
     Parameters
     ----------
-    rank : int
-        ``r``, the factor width (``1 <= r <= d``). Imposed by ``solver="factorized"``; with
-        ``solver="cvxpy"`` (the nuclear-norm relaxation) it only sets the width of ``B_`` / ``W_``
-        (module docstring).
+    k : int
+        The trait count ``k = r``, the factor width (``1 <= k <= d``; named ``k`` as in
+        SharedRep). Imposed by ``solver="factorized"``; with ``solver="cvxpy"`` (the
+        nuclear-norm relaxation) it only sets the width of ``B_`` / ``W_`` (module docstring).
     solver : {"factorized", "cvxpy"}
     unit : {"group", "user"}
         Personalise per group (``data.group``) or per user (``data.user``).
@@ -322,19 +328,21 @@ class SharedLoRA(PreferenceEstimator):
     max_iter, tol : factorized L-BFGS iterations and relative-objective stopping tolerance.
     seed : int or SeedSequence
         Random initial ``B`` of the factorized solver, and the ``lam="cv"`` split.
+    rank : int, optional
+        Deprecated alias of ``k`` (issue 13; a :class:`FutureWarning`; giving both is an error).
 
     Attributes
     ----------
     theta_ : array (N, d)
         Rows are units (groups or users, per ``unit``).
     theta0_ : array (d,)
-    B_ : array (d, r)
+    B_ : array (d, k)
         Orthonormal: the left singular vectors of ``Delta``.
-    W_ : array (r, N)
+    W_ : array (k, N)
         ``diag(singular_values_) V^T``, so ``theta_ = theta0_ + (B_ W_)^T`` (for cvxpy, when
-        ``rank_ > rank``, up to the truncation).
-    singular_values_ : array (r,)
-        The top ``r`` singular values of ``Delta``.
+        ``rank_ > k``, up to the truncation).
+    singular_values_ : array (k,)
+        The top ``k`` singular values of ``Delta``.
     delta_ : array (d, N)
     rank_ : int
         Numerical rank of ``Delta`` (singular values above 1e-6 of the largest).
@@ -351,7 +359,7 @@ class SharedLoRA(PreferenceEstimator):
     """
 
     _parameter_constraints = {
-        "rank": Int(1),
+        "k": Int(1, none=True),
         "solver": Choice(SOLVERS),
         "unit": Custom(check_unit),
         "lam": Custom(lambda v, name: check_lam(v, allow_zero=False, name=name)),
@@ -361,13 +369,14 @@ class SharedLoRA(PreferenceEstimator):
         "max_iter": Int(1),
         "tol": Real(0.0, low_open=True),
         "seed": Seed(),
+        "rank": Int(1, none=True),
     }
 
-    def __init__(self, rank: int, solver: str = "factorized", unit: str = "group",
+    def __init__(self, k: int | None = None, solver: str = "factorized", unit: str = "group",
                  lam: float | str = "auto", lam0: float = 1e-4, fit_base: bool = True,
                  norm_bound: float | None = None, max_iter: int = 500, tol: float = 1e-10,
-                 seed=0):
-        self.rank = rank
+                 seed=0, rank: int | None = None):
+        self.k = k
         self.solver = solver
         self.unit = unit
         self.lam = lam
@@ -377,11 +386,17 @@ class SharedLoRA(PreferenceEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.seed = seed
+        self.rank = rank
+
+    def _k(self) -> int:
+        """The trait count (``k``, or its deprecated alias ``rank``); checked in ``fit``."""
+        return int(self.k if self.k is not None else self.rank)
 
     def _validate(self, d):
         self._validate_params()
-        if self.rank > d:
-            raise InvalidParameterError(f"rank must be <= d = {d}; got rank = {self.rank}")
+        k = renamed_param(self, "k", "rank")
+        if k > d:
+            raise InvalidParameterError(f"k must be <= d = {d}; got k = {k}")
         if self.norm_bound is not None and self.solver != "cvxpy":
             raise InvalidParameterError("norm_bound requires solver='cvxpy'")
 
@@ -399,9 +414,9 @@ class SharedLoRA(PreferenceEstimator):
         data = check_data(data)
         self._validate(data.d)
         unit, N = self._units(data)
-        if self.rank > N:  # Delta is d x N: its rank is at most N (the factors' shapes too)
-            raise InvalidParameterError(f"rank must be <= the number of units ({self.unit}s) "
-                                        f"N = {N}; got rank = {self.rank}")
+        if self._k() > N:  # Delta is d x N: its rank is at most N (the factors' shapes too)
+            raise InvalidParameterError(f"k must be <= the number of units ({self.unit}s) "
+                                        f"N = {N}; got k = {self._k()}")
         counts = np.bincount(unit, minlength=N)
         if np.any(counts == 0):
             raise ValueError(f"SharedLoRA needs data for every {self.unit}; "
@@ -418,7 +433,7 @@ class SharedLoRA(PreferenceEstimator):
         return self
 
     def _fit_arrays(self, X, y, unit, N, lam):
-        r = int(self.rank)
+        r = self._k()
         for stale in ("grad_norm_", "factor_objective_", "solver_message_"):
             self.__dict__.pop(stale, None)  # factorized-only certificate of an earlier fit
         if self.solver == "cvxpy":
@@ -438,7 +453,7 @@ class SharedLoRA(PreferenceEstimator):
         if self.solver == "cvxpy" and self.rank_ > r:
             warnings.warn(f"solver='cvxpy' solves the nuclear-norm relaxation without a rank "
                           f"constraint: the solution has numerical rank {self.rank_} > "
-                          f"rank = {r}; theta_ / delta_ are untruncated, B_ / W_ are its best "
+                          f"k = {r}; theta_ / delta_ are untruncated, B_ / W_ are its best "
                           f"rank-{r} approximation. Use solver='factorized' to impose the rank, "
                           f"or a larger lam", UserWarning, stacklevel=3)
         self.lam_ = float(lam)
@@ -513,7 +528,7 @@ class SharedLoRA(PreferenceEstimator):
         X, y, unit = X[order], y[order], unit[order]
         seg = _Segments(unit, N)
         n, d = X.shape
-        r = int(self.rank)
+        r = self._k()
         lam0 = float(self.lam0)
         s = 2.0 * y.astype(np.float64) - 1.0
         nb = d if self.fit_base else 0
@@ -577,7 +592,7 @@ class SharedLoRA(PreferenceEstimator):
         r"""Fit new units' weights with ``theta0_`` and the basis fixed (few-shot).
 
         New unit ``j`` is group ``j`` of ``data`` (the contract of :mod:`.base`). Its weights
-        solve the ``W``-step of the factorised objective with ``(theta0, B)`` fixed at the fitted
+        solve the ``W``-step of the factorized objective with ``(theta0, B)`` fixed at the fitted
         balanced factor ``B_bal = B_ diag(singular_values_)^{1/2}``:
 
         .. math::

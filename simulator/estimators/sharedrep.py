@@ -92,6 +92,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernels import BACKENDS
 from ..seeding import as_seed_sequence, child_seeds
 from ..validation import (
     Bool,
@@ -126,7 +127,6 @@ WEIGHTS = ("simplex", "free")
 #: lam = "cv": candidates are nuclear_lam(X, U) times these (the "auto" value in the middle).
 CV_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 SOLVERS = ("altmin", "joint")
-BACKENDS = ("numba", "numpy", "torch")
 
 
 def _check_lam(lam, name="lam"):

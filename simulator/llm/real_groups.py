@@ -21,7 +21,7 @@ every pair. One *cell* (:func:`run_cell`) fixes the minority proportion ``p`` an
 Methods (:data:`METHODS`): the simulator's certified solvers ``pooled`` and ``separate``
 (MaxMin-RLHF's per-group heads; both ``lam="cv"``), ``sharedrep-k`` (``SharedRep(k)``, its
 defaults), ``em`` (``EMMixture`` over the users, groups hidden; each group is scored by the cluster
-that holds most of its training users), ``sharedlora`` (``SharedLoRA(rank=2)``, its defaults); and
+that holds most of its training users), ``sharedlora`` (``SharedLoRA(k=2)``, its defaults); and
 the official way, the LLM module's heads trained by AdamW on the same features
 (:func:`simulator.llm.reward_training.fit_head`, lr 5e-4, 3 epochs, batch 16):
 ``official-uniform``, ``official-maxmin``, ``official-sharedrep-k``.
@@ -210,11 +210,11 @@ def _fit(method: str, train: PreferenceData, seed: int):
         est = SharedRep(int(method.split("-")[1]), seed=seed).fit(train)
         return est.theta_, bool(est.converged_)
     if method == "sharedlora":
-        est = SharedLoRA(rank=2, seed=seed).fit(train)
+        est = SharedLoRA(k=2, seed=seed).fit(train)
         return est.theta_, bool(est.converged_)
     if method == "em":
         hidden = PreferenceData(X=train.X, y=train.y, user=train.user, n_users=train.n_users)
-        est = EMMixture(n_groups=U, seed=seed).fit(hidden)
+        est = EMMixture(n_clusters=U, seed=seed).fit(hidden)
         # each true group is scored by the cluster holding most of its training users
         cl = est.assignments_
         theta = np.stack([est.theta_[np.bincount(cl[train.user_group == u],

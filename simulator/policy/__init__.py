@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from simulator.arms import FiniteArmEnv
 
-from .gibbs import gibbs_and_log_partition, gibbs_from_rewards, gibbs_policy, log_partition
+from .gibbs import gibbs_and_log_partition, gibbs_from_rewards, gibbs_policy
 from .maxmin import (
     OBJECTIVES,
     MaxMinOptions,
@@ -74,7 +74,6 @@ from .pessimistic import (
 from .utilitarian import utilitarian_policy
 from .utilities import (
     group_utilities,
-    kl_to_ref,
     normalize_rewards,
     utilities_from_rewards,
 )
@@ -98,9 +97,7 @@ __all__ = [
     "gibbs_from_rewards",
     "gibbs_policy",
     "group_utilities",
-    "kl_to_ref",
     "lcb_rewards",
-    "log_partition",
     "maxmin_cvxpy",
     "maxmin_from_rewards",
     "maxmin_limit",

@@ -14,7 +14,7 @@ from simulator.arms import FiniteArmEnv
 
 from .validation import check_beta, check_env, check_rewards, check_theta, log_ref
 
-__all__ = ["gibbs_and_log_partition", "gibbs_from_rewards", "gibbs_policy", "log_partition"]
+__all__ = ["gibbs_and_log_partition", "gibbs_from_rewards", "gibbs_policy"]
 
 
 def gibbs_and_log_partition(env: FiniteArmEnv, r: np.ndarray, beta: float):
@@ -71,14 +71,3 @@ def gibbs_policy(env: FiniteArmEnv, theta, beta) -> np.ndarray:
     th = check_theta(env, theta)
     return gibbs_and_log_partition(env, env.rewards(th), b)[0]
 
-
-def log_partition(env: FiniteArmEnv, rewards, beta) -> np.ndarray:
-    """log Z(x) = log E_{a~pi_ref(.|x)} exp(r(x, a) / beta), shape (..., M), stable."""
-    check_env(env)
-    b = check_beta(beta)
-    r = check_rewards(env, rewards, None)
-    logz = gibbs_and_log_partition(env, r, b)[1]
-    if not np.all(np.isfinite(logz)):
-        raise ValueError(f"log Z overflows float64 at beta = {b:.3g} (|r| / beta > 1.8e308); use "
-                         "a larger beta, or work with beta * log Z = max r + beta log(...)")
-    return logz

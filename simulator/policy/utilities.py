@@ -25,7 +25,6 @@ from .validation import (
 __all__ = [
     "group_utilities",
     "kl_rows",
-    "kl_to_ref",
     "normalize_rewards",
     "utilities_unchecked",
     "utilities_from_rewards",
@@ -57,13 +56,6 @@ def kl_rows(env: FiniteArmEnv, pi: np.ndarray) -> np.ndarray:
     No validation of ``pi``.
     """
     return np.sum(rel_entr(pi, env.pi_ref), axis=-1)
-
-
-def kl_to_ref(env: FiniteArmEnv, pi) -> float:
-    """E_{x~rho} KL(pi(.|x) || pi_ref(.|x))."""
-    check_env(env)
-    p = env.check_policy(pi, "pi")
-    return float(env.rho @ kl_rows(env, p))
 
 
 def utilities_unchecked(env: FiniteArmEnv, pi: np.ndarray, r: np.ndarray, beta: float):

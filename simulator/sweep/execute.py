@@ -72,7 +72,10 @@ def worker_init(threads: int, parent_pid: int | None = None):
     driver is gone."""
     for var in THREAD_ENV:
         os.environ[var] = str(threads)
-    os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    # numba's thread count is limited by set_num_threads only: NUMBA_NUM_THREADS in the
+    # environment would be re-read by numba's config reload at the worker's first JIT compile
+    # (a cold cache) and clash with the pool it had already launched ("Cannot set
+    # NUMBA_NUM_THREADS to a different value once the threads have been launched").
     try:
         from threadpoolctl import threadpool_limits
 

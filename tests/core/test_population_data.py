@@ -363,3 +363,28 @@ def test_group_rows_are_cached_read_only_and_follow_reassignment():
     np.testing.assert_array_equal(data.group_rows()[1], [3, 4])
     with pytest.raises(ValueError, match="by must be 'group' or 'user'"):
         data.group_rows("cluster")
+
+
+def test_split_users_gives_equal_users_in_data_order():
+    """split_users against an independent computation: user = (group's users before) + rank of
+    the comparison within its group // m."""
+    from simulator.population import split_users
+
+    pop = Population.diverse(4, 1.0, proportions=(0.25, 0.75), seed=3)
+    raw = pop.sample(20 * 7, seed=4, group_sampling="fixed")
+    data = split_users(raw, 7)
+    assert data.n_users == 20 and (data.user_counts() == 7).all()
+    expect = np.empty(raw.n, np.int64)
+    seen = {0: 0, 1: 0}
+    for i, g in enumerate(raw.group):
+        expect[i] = (0 if g == 0 else 5) + seen[int(g)] // 7
+        seen[int(g)] += 1
+    np.testing.assert_array_equal(data.user, expect)
+    np.testing.assert_array_equal(data.user_group, [0] * 5 + [1] * 15)
+    assert (data.user_group[data.user] == data.group).all()
+    np.testing.assert_array_equal(data.X, raw.X)
+    np.testing.assert_array_equal(data.y, raw.y)
+    with pytest.raises(ValueError, match="comparisons_per_user"):
+        split_users(raw, 6)
+    with pytest.raises(ValueError, match="comparisons_per_user"):
+        split_users(raw, 0)

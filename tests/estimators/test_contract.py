@@ -37,15 +37,15 @@ ESTIMATORS = {
     "SeparateMLE": (lambda: SeparateMLE(), "groups", True),
     "SharedRep-free": (lambda: SharedRep(k=2, weights="free", seed=1), "groups", False),
     "SharedRep-simplex": (lambda: SharedRep(k=2, weights="simplex", seed=1), "groups", False),
-    "SharedLoRA": (lambda: SharedLoRA(rank=2, solver="factorized", seed=1), "groups", False),
-    "SharedLoRA-user": (lambda: SharedLoRA(rank=2, solver="factorized", unit="user", seed=1),
+    "SharedLoRA": (lambda: SharedLoRA(k=2, solver="factorized", seed=1), "groups", False),
+    "SharedLoRA-user": (lambda: SharedLoRA(k=2, solver="factorized", unit="user", seed=1),
                         "users", False),
     "SeparateMLE-user": (lambda: SeparateMLE(unit="user"), "users", True),
     "SharedRep-user": (lambda: SharedRep(k=2, weights="free", unit="user", seed=1), "users",
                        False),
     "OracleB": (lambda: OracleB(POP.B), "groups", True),
     "OracleB-user": (lambda: OracleB(POP.B, unit="user"), "users", True),
-    "EMMixture": (lambda: EMMixture(n_groups=U, seed=1), "groups", False),
+    "EMMixture": (lambda: EMMixture(n_clusters=U, seed=1), "groups", False),
     # the arena's peers (PALA needs fit(data, env=env): not in this battery; tests/estimators/
     # test_pal.py covers it)
     "LoRe": (lambda: LoRe(k=2, seed=1), "groups", False),
@@ -190,7 +190,7 @@ def test_em_kkt_residual_is_the_objective_gradient(data):
     l(theta, pi) = sum_h log sum_c pi_c exp(L[h, c]) - lam/2 sum_c ||theta_c||^2; the residual is
     the norm of (grad_theta l, grad_pi l - H), the KKT residual with pi on the simplex.
     """
-    em = EMMixture(n_groups=U, seed=1, max_iter=3).fit(data)  # stopped early: nonzero gradient
+    em = EMMixture(n_clusters=U, seed=1, max_iter=3).fit(data)  # stopped early: nonzero gradient
     theta, pi, lam = em.theta_, em.mixing_weights_, em.lam
     H = data.n_users
 
@@ -217,7 +217,7 @@ def test_declared_fit_params_are_used(data):
         # doubling every weight is the same objective with the ridge halved: a different fit
         c = clone(est).fit(data, sample_weight=2 * ones)
         assert not np.allclose(c.theta_, a.theta_, rtol=1e-8, atol=0)
-    em = EMMixture(n_groups=U, seed=1).fit(data, true_groups=POP.user_group)
+    em = EMMixture(n_clusters=U, seed=1).fit(data, true_groups=POP.user_group)
     assert "ari" in em.history_[-1]
 
 
@@ -239,9 +239,9 @@ def test_data_must_be_preference_data(name, data):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: SharedRep(k=D + 1), r"k must be <= d = 6"),
-    (lambda: SharedLoRA(rank=D + 1), r"rank must be <= d = 6"),
+    (lambda: SharedLoRA(k=D + 1), r"k must be <= d = 6"),
     (lambda: OracleB(np.ones((D, D + 1))), r"B must have k <= d columns"),
-    (lambda: EMMixture(n_groups=U, m_step="sharedrep", k=D + 1), r"k must be an integer"),
+    (lambda: EMMixture(n_clusters=U, m_step="sharedrep", k=D + 1), r"k must be an integer"),
 ], ids=["SharedRep", "SharedLoRA", "OracleB", "EMMixture"])
 def test_rank_above_d_names_the_parameter(make, match, data):
     with pytest.raises(ValueError, match=match):
@@ -260,8 +260,8 @@ def test_empty_group_names_it(name, data):
 
 
 def test_em_with_fewer_users_than_clusters_names_it(data):
-    with pytest.raises(ValueError, match="too few users: n_groups = 50"):
-        EMMixture(n_groups=50).fit(data)
+    with pytest.raises(ValueError, match="too few users: n_clusters = 50"):
+        EMMixture(n_clusters=50).fit(data)
 
 
 def test_nan_features_are_refused_by_preference_data(data):
@@ -287,7 +287,7 @@ def test_set_fitted_hook(data):
 def test_em_sharedrep_kkt_residual_matches_finite_differences(data):
     # hard EM with SharedRep M-step: J(B, W) = sum_h L[h, c(h)] - lam/2 (||B||^2 + ||W||^2) at
     # fixed assignments, with theta_c = B w_c; the residual is the norm of its gradient.
-    em = EMMixture(n_groups=U, variant="hard", m_step="sharedrep", k=2, lam=0.1)
+    em = EMMixture(n_clusters=U, variant="hard", m_step="sharedrep", k=2, lam=0.1)
     rng = np.random.default_rng(3)
     B, W = rng.standard_normal((D, 2)), rng.standard_normal((2, U))
     labels = rng.integers(0, U, size=data.n_users)

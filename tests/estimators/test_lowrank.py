@@ -1,4 +1,4 @@
-"""SharedLoRA: the cvxpy (convex) and factorised solvers agree; monotone; constraints; contract."""
+"""SharedLoRA: the cvxpy (convex) and factorized solvers agree; monotone; constraints; contract."""
 
 import numpy as np
 import pytest
@@ -41,9 +41,10 @@ def test_per_user_units_and_norm_bound():
 
 def test_bad_inputs_name_the_parameter():
     data = Population.dirichlet(4, 2, 3, seed=0).sample(300, seed=1)
-    for kwargs, name in [({"rank": 5}, "rank"), ({"rank": 0}, "rank"),
-                         ({"rank": 2, "solver": "x"}, "solver"), ({"rank": 2, "unit": "x"}, "unit"),
-                         ({"rank": 2, "lam": 0}, "lam"),
-                         ({"rank": 2, "norm_bound": 1.0}, "norm_bound")]:
-        with pytest.raises(ValueError, match=name):
+    for kwargs, name in [({"k": 5}, "k"), ({"k": 0}, "k"),
+                         ({"rank": 0}, "rank"),  # the deprecated alias is checked by its name
+                         ({"k": 2, "solver": "x"}, "solver"), ({"k": 2, "unit": "x"}, "unit"),
+                         ({"k": 2, "lam": 0}, "lam"),
+                         ({"k": 2, "norm_bound": 1.0}, "norm_bound")]:
+        with pytest.raises(ValueError, match=rf"^{name} "):  # the message starts with it
             SharedLoRA(**kwargs).fit(data)

@@ -75,3 +75,39 @@ def test_heldout_metrics_truth_beats_zero():
     np.testing.assert_allclose(zero["accuracy"], 0.5)
     assert np.all(good["log_loss"] < np.log(2)) and np.all(good["accuracy"] > 0.6)
     assert good["n"].sum() == test.n
+
+
+@given(seed=st.integers(0, 2**31), U=st.integers(1, 5), d=st.integers(1, 6))
+def test_matched_param_error_is_zero_for_a_permuted_truth(seed, U, d):
+    from simulator.metrics import matched_param_error
+
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal((U, d))
+    perm = rng.permutation(U)
+    assert np.all(matched_param_error(theta[perm], theta) == 0.0)
+
+
+def test_matched_param_error_matches_brute_force_and_hungarian():
+    """Known answer: the minimum over all matchings, computed independently (an explicit loop
+    over permutations for U = 3, scipy's assignment solver for U = 9 > the enumeration limit)."""
+    import itertools
+
+    from scipy.optimize import linear_sum_assignment
+
+    from simulator.metrics import matched_param_error
+
+    rng = np.random.default_rng(1)
+    theta, hat = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    sums = {p: sum(np.linalg.norm(hat[p[u]] - theta[u]) for u in range(3))
+            for p in itertools.permutations(range(3))}
+    best = min(sums, key=sums.get)
+    err = matched_param_error(hat, theta)
+    np.testing.assert_allclose(err, [np.linalg.norm(hat[best[u]] - theta[u]) for u in range(3)],
+                               rtol=1e-12)
+    assert err.sum() <= param_error(hat, theta).sum()
+    theta, hat = rng.standard_normal((9, 3)), rng.standard_normal((9, 3))
+    cost = np.linalg.norm(hat[:, None] - theta[None], axis=2)
+    r, c = linear_sum_assignment(cost)
+    assert matched_param_error(hat, theta).sum() == pytest.approx(cost[r, c].sum(), rel=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        matched_param_error(hat[:2], theta)

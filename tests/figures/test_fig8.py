@@ -92,3 +92,16 @@ def test_fig8_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
     table = theory.claims_table(claims)
     assert table["quantity"].str.contains("greedy").sum() >= 2
     assert table["source"].str.contains("Theorem 3.2").sum() >= 2
+
+
+def test_uncovered_wins_read_from_the_aggregated_draw():
+    """_wins_a2 (the cell's count, read from the pipeline's Draw) equals FixedDesign's own wins
+    of the uncovered pair, for several seeds and a count that makes both outcomes occur."""
+    from simulator.experiment import draw_data
+
+    p = {**{k: v for k, v in fig8.spec("tiny").items() if k not in ("sweep", "axes")},
+         "n": 1000, "n_uncovered": 5}
+    fixed = fig8.design(p)
+    for s in range(6):
+        d = draw_data(fixed, None, s)
+        assert fig8._wins_a2(d.data, d.sample_weight) == fixed.sample(s).wins[0]

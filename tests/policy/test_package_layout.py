@@ -8,10 +8,11 @@ from pathlib import Path
 import simulator.fairness
 import simulator.policy as P
 
-OLD_PUBLIC = [  # simulator/policy.py's __all__ before the package
+OLD_PUBLIC = [  # simulator/policy.py's __all__ before the package, less the dead code that
+    # issue 13 removed (kl_to_ref, log_partition: no caller outside their own tests)
     "NORMALIZATIONS", "OBJECTIVES", "FiniteArmEnv", "MaxMinResult", "dual_value",
-    "gibbs_from_rewards", "gibbs_policy", "group_utilities", "kl_to_ref", "lcb_rewards",
-    "log_partition", "maxmin_cvxpy", "maxmin_from_rewards", "maxmin_policy", "normalize_rewards",
+    "gibbs_from_rewards", "gibbs_policy", "group_utilities", "lcb_rewards",
+    "maxmin_cvxpy", "maxmin_from_rewards", "maxmin_policy", "normalize_rewards",
     "pessimistic_policy", "pointwise_min_policy", "utilitarian_policy", "utilities_from_rewards",
 ]
 
@@ -35,3 +36,9 @@ def test_fairness_uses_only_public_policy_names():
     for module, name in imported:
         assert not name.startswith("_"), (module, name)
         assert name in importlib.import_module(module).__all__, (module, name)
+
+
+def test_removed_dead_code_is_gone():
+    # issue 13 item 7: no caller outside their own tests, so they are not re-exported either
+    for name in ("kl_to_ref", "log_partition"):
+        assert name not in P.__all__ and not hasattr(P, name)

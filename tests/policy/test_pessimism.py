@@ -252,7 +252,8 @@ def test_uncertified_solve_warns():
 
 def test_extreme_beta_and_reward_scales_never_give_nan():
     # issue 16: gibbs at beta = 1e-320 (r / beta overflows) is the exact limit policy, greedy on
-    # the support of pi_ref; log_partition refuses NaN rewards and an overflowing log Z by name;
+    # the support of pi_ref; gibbs_from_rewards refuses NaN rewards by name and the unchecked log Z
+    # is +inf (never NaN) where it overflows;
     # the exact max-min solver, where the regularised dual is out of float64 reach
     # (spread^2 / beta overflows), returns the certified beta -> 0 limit policy (it named the
     # scale problem before the limit existed; tests/policy/test_maxmin_limit.py)
@@ -260,7 +261,12 @@ def test_extreme_beta_and_reward_scales_never_give_nan():
     import pytest
 
     from simulator import FiniteArmEnv
-    from simulator.policy import gibbs_policy, log_partition, maxmin_policy
+    from simulator.policy import (
+        gibbs_and_log_partition,
+        gibbs_from_rewards,
+        gibbs_policy,
+        maxmin_policy,
+    )
 
     rng = np.random.default_rng(0)
     env = FiniteArmEnv(rng.standard_normal((4, 3, 2)))
@@ -272,8 +278,8 @@ def test_extreme_beta_and_reward_scales_never_give_nan():
     # an ordinary beta is unchanged by the fallback (it is not taken)
     np.testing.assert_array_equal(gibbs_policy(env, th[0], 0.5), gibbs_policy(env, th[0], 0.5))
     with pytest.raises(ValueError, match="finite"):
-        log_partition(env, np.full((4, 3), np.nan), 1.0)
-    with pytest.raises(ValueError, match="log Z overflows"):
-        log_partition(env, np.full((4, 3), 1.0), 1e-320)
+        gibbs_from_rewards(env, np.full((4, 3), np.nan), 1.0)
+    pi_o, logz = gibbs_and_log_partition(env, np.full((4, 3), 1.0), 1e-320)
+    assert np.all(np.isposinf(logz)) and np.all(np.isfinite(pi_o))
     res = maxmin_policy(env, th * 1e200, 1.0)
     assert res.beta_limit and res.converged and np.all(np.isfinite(res.pi))

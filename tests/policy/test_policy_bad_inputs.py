@@ -24,9 +24,7 @@ from simulator.policy import (
     gibbs_from_rewards,
     gibbs_policy,
     group_utilities,
-    kl_to_ref,
     lcb_rewards,
-    log_partition,
     maxmin_cvxpy,
     maxmin_from_rewards,
     maxmin_limit,
@@ -66,8 +64,6 @@ BAD = [
     ("gibbs-theta-str", lambda: gibbs_policy(ENV, ["a", "b", "c"], 1.0), "theta"),
     ("gibbs-rewards-shape", lambda: gibbs_from_rewards(ENV, np.ones((6, 4)), 1.0), "rewards"),
     ("gibbs-env", lambda: gibbs_policy("env", TH[0], 1.0), "env"),
-    ("log-partition-complex", lambda: log_partition(ENV, R[0] + 1j, 1.0), "rewards"),
-    ("log-partition-beta-neg", lambda: log_partition(ENV, R[0], -1.0), "beta"),
     # ----------------------------------------------------------------- max-min
     ("maxmin-beta-complex", lambda: maxmin_policy(ENV, TH, 1 + 0j), "beta"),
     ("maxmin-beta-numpy-bool", lambda: maxmin_policy(ENV, TH, np.bool_(True)), "beta"),
@@ -119,7 +115,6 @@ BAD = [
     ("utilities-rewards-4d", lambda: utilities_from_rewards(ENV, PI, R[None], 1.0), "rewards"),
     ("normalize-rewards-str", lambda: normalize_rewards(ENV, "abc"), "rewards"),
     ("normalize-rewards-convention", lambda: normalize_rewards(ENV, R, "zscore"), "normalize"),
-    ("kl-to-ref-pi-nan", lambda: kl_to_ref(ENV, np.full((6, 5), NAN)), "pi"),
     # ----------------------------------------------------------------- pessimism
     ("pessimistic-alpha-str", lambda: pessimistic_policy(ENV, TH[0], 1.0, X, alpha="1"),
      "alpha"),
