@@ -20,6 +20,7 @@ import theory
 from figures import style
 from simulator import Population
 from simulator.estimators import PooledMLE
+from simulator.experiment import Draw, draw_data, fit_estimators
 from simulator.metrics import empirical_sigma, param_error, sigma_norm_error
 
 NAME = "fig1"
@@ -50,8 +51,8 @@ def cell(params: dict, seed) -> dict:
     s_pop, s_data = seed.spawn(2)
     d, n = int(params["d"]), int(params["n"])
     pop = Population.shared(d, 1, [1.0], seed=s_pop, signal=float(params["signal"]))
-    data = pop.sample(n, seed=s_data)
-    est = PooledMLE(lam=LAM).fit(data)
+    data = draw_data(pop, n, s_data).data
+    est = fit_estimators({"pooled": PooledMLE(lam=LAM)}, Draw(data))["pooled"][0]
     theta = pop.theta[:1]
     return {
         "err_l2": float(param_error(est.coef_, theta)[0]),

@@ -57,9 +57,10 @@ from figures import style
 from simulator import Population
 from simulator.estimators import PooledMLE, SeparateMLE
 from simulator.estimators.sharedrep import SharedRep
-from simulator.fairness import maxmin_suboptimality, win_rate
+from simulator.experiment import draw_data, evaluate, fit_estimators
+from simulator.fairness import maxmin_suboptimality
 from simulator.metrics import sin_theta, span_decomposition
-from simulator.policy import group_utilities, maxmin_policy
+from simulator.policy import maxmin_policy
 from simulator.population import minority_proportions
 from simulator.validation import check_choice
 
@@ -115,10 +116,10 @@ def cell(params: dict, seed) -> dict:
     pop = _population(params, s_pop)
     env = pop.arm_env(int(params["n_contexts"]), int(params["n_actions"]), s_env)
     u = pop.minority  # group 0
-    data = pop.sample(int(params["n"]), seed=s_data, env=env, group_sampling="fixed")
+    draw = draw_data(pop, int(params["n"]), s_data, env=env, group_sampling="fixed")
     gold = {obj: maxmin_policy(env, pop.theta, beta, obj, warn=False) for obj in OBJECTIVES}
     out = {"spanned": bool(pop.traits_spanned_by_others(u)),
-           "n_minority": int(data.group_counts()[u]),
+           "n_minority": int(draw.data.group_counts()[u]),
            "gold_q_min": float(gold["exact"].weights[u]),
            "minority_binding": bool(gold["exact"].weights[u] > 1e-6),
            "gold_n_active": int(gold["exact"].active_groups.size),
@@ -133,10 +134,11 @@ def cell(params: dict, seed) -> dict:
                                    n_restarts=int(params["n_restarts"]),
                                    tol=float(params["sr_tol"]), seed=s_est),
             "pooled": PooledMLE(lam=LAM)}
-    for name, est in ests.items():
-        out.update(_estimate_metrics(name, est.fit(data).theta_, pop, env, beta, gold))
-    if hasattr(ests["sharedrep"], "B_"):
-        out["sharedrep_sin_theta"] = float(sin_theta(ests["sharedrep"].B_, pop.B))
+    fitted = fit_estimators(ests, draw)
+    for name, (est, _) in fitted.items():
+        out.update(_estimate_metrics(name, est.theta_, pop, env, beta, gold))
+    if hasattr(fitted["sharedrep"][0], "B_"):
+        out["sharedrep_sin_theta"] = float(sin_theta(fitted["sharedrep"][0].B_, pop.B))
     return out
 
 
@@ -157,11 +159,10 @@ def _estimate_metrics(name, th, pop, env, beta, gold) -> dict:
         res = maxmin_policy(env, th, beta, obj, warn=False)
         if obj == "exact":  # the minority's dual weight in the policy built from estimates
             out[f"q_min_{name}"] = float(res.weights[u])
-        util = group_utilities(env, res.pi, theta, beta)
-        wr = win_rate(env, res.pi, gold[obj].pi, theta)
+        ev = evaluate(env, theta, beta, res.pi, gold[obj].pi, gold["exact"].value)
+        util, wr = ev["utility"], ev["win_rate"]
         out[f"minu_{name}_{obj}"] = float(util.min())
-        out[f"subopt_{name}_{obj}"] = maxmin_suboptimality(env, res.pi, theta, beta,
-                                                           reference=gold["exact"])
+        out[f"subopt_{name}_{obj}"] = ev["subopt"]
         out[f"util_min_{name}_{obj}"] = float(util[u])
         out[f"wr_min_{name}_{obj}"] = float(wr[u])
         out[f"wr_others_{name}_{obj}"] = float(wr[others].mean())

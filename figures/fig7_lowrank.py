@@ -53,6 +53,7 @@ import theory
 from figures import style
 from simulator import Population
 from simulator.estimators import OracleB, SeparateMLE, SharedLoRA
+from simulator.experiment import Draw, draw_data, fit_estimators
 from simulator.metrics import sin_theta
 
 NAME = "fig7"
@@ -90,7 +91,7 @@ def cell(params: dict, seed) -> dict:
     d, k, N, n = (int(params[x]) for x in ("d", "k", "N", "n"))
     pop = Population.dirichlet(d, k, n_groups=N, users_per_group=1, seed=s_pop,
                                signal=float(params["signal"]))
-    data = pop.sample(N * n, seed=s_data, group_sampling="fixed")  # exactly n per user
+    data = draw_data(pop, N * n, s_data, group_sampling="fixed").data  # exactly n per user
     ests = {
         "shared": SharedLoRA(k=k, solver="factorized", unit="group", lam=LAM_SHARED,
                              fit_base=False, tol=TOL, seed=s_fit),
@@ -98,12 +99,12 @@ def cell(params: dict, seed) -> dict:
         "independent": SeparateMLE(lam=LAM),
     }
     out = {}
-    for name, est in ests.items():
-        est.fit(data)
+    fitted = {name: est for name, (est, _) in fit_estimators(ests, Draw(data)).items()}
+    for name, est in fitted.items():
         sq = np.sum((est.theta_ - pop.theta) ** 2, axis=1)
         out[f"{name}_err2"] = float(sq.mean())       # mean over users of the squared l2 error
         out[f"{name}_err2_max"] = float(sq.max())
-    sh = ests["shared"]
+    sh = fitted["shared"]
     out["sin_theta"] = float(sin_theta(sh.B_, pop.B))
     out["shared_n_iter"] = int(sh.n_iter_)
     out["shared_converged"] = bool(sh.converged_)
