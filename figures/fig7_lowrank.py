@@ -108,10 +108,7 @@ def cell(params: dict, seed) -> dict:
     out["sin_theta"] = float(sin_theta(sh.B_, pop.B))
     out["shared_n_iter"] = int(sh.n_iter_)
     out["shared_converged"] = bool(sh.converged_)
-    G = pop.W @ pop.W.T / N  # task diversity of Tripuraneni et al.
-    ev = np.linalg.eigvalsh(G)
-    out["nu"] = float(ev[0])
-    out["kappa_bar"] = float(np.trace(G) / (k * ev[0]))
+    out["nu"], out["kappa_bar"] = pop.task_diversity()  # Tripuraneni et al.'s task diversity
     out["gamma_mean"] = float(pop.curvature(seed=0, n_mc=5000).gamma_mean)
     return out
 
@@ -218,7 +215,7 @@ def _sin_claims(df) -> list:
     sin_claim = theory.Claim.from_bound(
         theory.subspace_sin_theta_rate, figure=NAME, quantity="",
         prediction="-1/2 (sqrt(kappa d k / (nu N n)))", kind="value", predicted=-0.5, atol=tol,
-        note=f"rate stated for a method-of-moments estimator; ours is the factorised MLE; "
+        note=f"rate stated for a method-of-moments estimator; ours is the factorized MLE; "
              f"tolerance +/-{tol}")
     combos = sorted({(N, n) for N, n in zip(df["N"], df["n"])}, key=lambda t: (t[0] * t[1], t))
     cols = [df[(df["N"] == N) & (df["n"] == n)].set_index("replicate")["sin_theta"]

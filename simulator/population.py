@@ -549,6 +549,14 @@ class Population:
         return Curvature(norm_bound=Bn, feature_bound=L, gamma=gamma,
                          gamma_mean=float(np.mean(s * (1 - s))))
 
+    def task_diversity(self) -> tuple[float, float]:
+        """Task diversity of the groups' weights (Tripuraneni, Jin & Jordan 2021, used by the
+        shared-representation rates): ``nu`` the smallest eigenvalue of ``G = W W^T / U`` and
+        ``kappa_bar = trace(G) / (k nu)`` (1 when the weights are isotropic)."""
+        G = self.W @ self.W.T / self.n_groups
+        ev = np.linalg.eigvalsh(G)
+        return float(ev[0]), float(np.trace(G) / (self.k * ev[0]))
+
     def diversity(self, seed=0, n_mc: int = 50000) -> np.ndarray:
         """Pairwise total-variation diversity (U, U) between groups' preference distributions.
 

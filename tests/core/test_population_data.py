@@ -388,3 +388,15 @@ def test_split_users_gives_equal_users_in_data_order():
         split_users(raw, 6)
     with pytest.raises(ValueError, match="comparisons_per_user"):
         split_users(raw, 0)
+
+
+def test_task_diversity_known_answers():
+    """Orthogonal weights of equal norm are isotropic (kappa_bar = 1, nu = their squared norm /
+    U); stretching one trait by 2 gives nu = 1/U and kappa_bar = (1 + 4) / 2."""
+    from simulator.population import random_orthonormal
+
+    B = random_orthonormal(5, 2, np.random.default_rng(0))
+    iso = Population(B, np.array([[1.0, 0.0], [0.0, 1.0]]), [0.5, 0.5])
+    np.testing.assert_allclose(iso.task_diversity(), (0.5, 1.0), rtol=1e-12)
+    skew = Population(B, np.array([[2.0, 0.0], [0.0, 1.0]]), [0.5, 0.5])
+    np.testing.assert_allclose(skew.task_diversity(), (0.5, 2.5), rtol=1e-12)
