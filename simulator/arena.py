@@ -26,7 +26,7 @@ Ours: ``SeparateMLE``, ``PooledMLE``, ``SharedRep``, ``EMMixture``, ``SharedLoRA
 truth. PAL-A is not in protocols 1-3: its margin needs both responses' features, so its data
 must be drawn on an environment (protocol 4 could host it; not done yet).
 Every random draw flows from the run seed through ``SeedSequence`` children keyed by name
-(:func:`simulator.experiment.named_child`).
+(:func:`simulator.seeding.named_child`).
 """
 
 from __future__ import annotations

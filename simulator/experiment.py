@@ -47,7 +47,6 @@ the sweep's ``estimation`` task has always used, so its numbers did not move.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ import numpy as np
 from .arms import FiniteArmEnv
 from .designs import FixedDesign
 from .population import Population
-from .seeding import as_seed_sequence
+from .seeding import as_seed_sequence, named_child
 from .validation import InvalidParameterError, check_choice, check_int, check_real
 
 __all__ = ["POLICY_RULES", "Draw", "Experiment", "ExperimentResult", "build_design",
@@ -67,15 +66,6 @@ __all__ = ["POLICY_RULES", "Draw", "Experiment", "ExperimentResult", "build_desi
 POLICY_RULES = ("exact", "algorithm1", "pointwise", "gibbs", "utilitarian", "pessimistic")
 GOLD = ("same", "exact")
 _SEED_ARGS = ("seed", "random_state")
-
-
-def named_child(seed, *words) -> np.random.SeedSequence:
-    """A child of ``seed`` keyed by words: stable (it does not depend on how many other children
-    exist or were drawn) and independent across words."""
-    ss = as_seed_sequence(seed)
-    keys = tuple(int.from_bytes(hashlib.sha256(str(w).encode()).digest()[:8], "little")
-                 for w in words)
-    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + keys)
 
 
 # ------------------------------------------------------------------------------- design

@@ -10,8 +10,8 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["as_seed_sequence", "as_generator", "child_seeds", "spawn_generators",
-           "derive_seed_sequence"]
+__all__ = ["as_seed_sequence", "as_generator", "child_seeds", "named_child",
+           "spawn_generators", "derive_seed_sequence"]
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:
@@ -46,6 +46,18 @@ def child_seeds(seed, n: int) -> list[np.random.SeedSequence]:
     ss = as_seed_sequence(seed)
     return [np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,),
                                    pool_size=ss.pool_size) for i in range(int(n))]
+
+
+def named_child(seed, *words) -> np.random.SeedSequence:
+    """A child of ``seed`` keyed by words (the pipeline's and the sweep tasks' named streams:
+    "data", "env", "estimator/<label>" ...): stable (it does not depend on how many other
+    children exist or were drawn) and independent across words; unlike
+    :func:`derive_seed_sequence` it extends the seed's own spawn key, so children of different
+    cells differ."""
+    ss = as_seed_sequence(seed)
+    keys = tuple(int.from_bytes(hashlib.sha256(str(w).encode()).digest()[:8], "little")
+                 for w in words)
+    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + keys)
 
 
 def spawn_generators(seed, n: int) -> list[np.random.Generator]:

@@ -10,7 +10,7 @@ as cells.
   ``test_log_loss``), ``<estimator>.<policy>.<metric>`` (per-group lists ``utility``, ``gap``,
   ``win_rate``; numbers ``subopt``, ``certified``) and ``v_star``.
 
-Both take their streams from the cell's seed by name (:func:`simulator.experiment.named_child`):
+Both take their streams from the cell's seed by name (:func:`simulator.seeding.named_child`):
 the population from ``"population"`` (unless the table fixes ``seed`` for the whole sweep), the
 environment from ``"env"``, the comparisons from ``"data"``, held-out ones from ``"test"``, and an
 estimator that takes ``seed`` / ``random_state`` (and has none in the spec) from
