@@ -86,7 +86,7 @@ def claims(df) -> list:
     """Slope -1/2 in n and bound-ratio slope 0 per d; slope +1/2 in d at the largest n."""
     ds, ns = _grid(df)
     slope = theory.Claim.from_bound(
-        theory.minimax_lower_bound, figure=NAME, quantity="", prediction="-1/2 (sqrt(d/n))",
+        theory.bt_mle_l2_rate, figure=NAME, quantity="", prediction="-1/2 (sqrt(d/n))",
         kind="value", predicted=-0.5, atol=theory.DEFAULT_EXPONENT_TOL,
         note=f"tolerance +/-{theory.DEFAULT_EXPONENT_TOL} on the exponent")
     ratio_claim = theory.Claim.from_bound(
@@ -107,7 +107,7 @@ def claims(df) -> list:
     dgrid = np.array(ds, dtype=float)
     Yd = style.replicate_matrix(df[df["n"] == ns[-1]], "err_l2", dgrid, axis="d")
     out.append(theory.Claim.from_bound(
-        theory.minimax_lower_bound, figure=NAME, quantity=f"slope of l2 error vs d, n = {int(ns[-1])}",
+        theory.bt_mle_l2_rate, figure=NAME, quantity=f"slope of l2 error vs d, n = {int(ns[-1])}",
         prediction="+1/2 (sqrt(d/n))", kind="value", predicted=0.5,
         atol=theory.DEFAULT_EXPONENT_TOL).evaluate_fit(theory.fit_loglog_slope(dgrid, Yd, seed=0)))
     return out

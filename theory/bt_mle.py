@@ -61,6 +61,9 @@ DEFAULT_C: float = 1.0
 """Placeholder for the unstated universal constant ``C`` (NOT the paper's value)."""
 
 _ZHU = "Zhu, Jordan & Jiao 2023 (arXiv 2301.11270)"
+_ZHU_AT = {"url": "https://arxiv.org/abs/2301.11270",
+           "looked_in": "shared/research/sharelora_theory.md §2.1 (form as the literature reports "
+                        "it); the arXiv abstract page"}
 _C_NOTE = (
     "universal constant C not given in the notes; C is an argument (default 1.0 = placeholder, "
     "gives the rate, not the paper's numerical bound)"
@@ -95,6 +98,7 @@ def sigmoid_derivative(z: Any) -> float | np.ndarray:
         False,
         "expression used verbatim by divyaksh-shukla/principled-rlhf [V-code]; exp(LB) vs exp(2LB) "
         "depends on whether L bounds ||phi|| or ||phi1 - phi0|| (see L_bounds)",
+        **_ZHU_AT,
     )
 )
 def bt_curvature(L: Any, B: Any, *, L_bounds: str = "difference") -> float | np.ndarray:
@@ -137,6 +141,7 @@ def bt_curvature(L: Any, B: Any, *, L_bounds: str = "difference") -> float | np.
         "[I]",
         False,
         "effective (Fisher) curvature E[sigma'(theta*^T x)]; the worst-case gamma lower-bounds it",
+        looked_in="shared/research/sharelora_theory.md §2.5 (no paper states it in this form)",
     )
 )
 def effective_curvature(logits: Any) -> float:
@@ -159,7 +164,7 @@ def effective_curvature(logits: Any) -> float:
     return float(np.mean(sigmoid_derivative(logits)))
 
 
-@sourced(Source(_ZHU, "Lemma 3.1 (choice of lambda below the lemma)", "[P]", False, ""))
+@sourced(Source(_ZHU, "Lemma 3.1 (choice of lambda below the lemma)", "[P]", False, "", **_ZHU_AT))
 def bt_mle_lambda(n: Any, d: Any, *, gamma: Any, B: Any, delta: Any = 0.05) -> float | np.ndarray:
     """Regularisation that balances the two terms of Lemma 3.1.
 
@@ -193,7 +198,7 @@ def bt_mle_lambda(n: Any, d: Any, *, gamma: Any, B: Any, delta: Any = 0.05) -> f
     return scalar_or_array((d + np.log(1.0 / delta)) / (gamma**2 * B**2 * n))
 
 
-@sourced(Source(_ZHU, "Lemma 3.1 (MLE concentration)", "[P]", False, _C_NOTE))
+@sourced(Source(_ZHU, "Lemma 3.1 (MLE concentration)", "[P]", False, _C_NOTE, **_ZHU_AT))
 def bt_mle_error_bound(
     n: Any,
     d: Any,
@@ -291,7 +296,7 @@ def coverage_coefficient(sigma_d: Any, direction: Any, lam: float = 0.0) -> floa
     return float(np.sqrt(np.sum(proj**2 / w)))
 
 
-@sourced(Source(_ZHU, "Theorem 3.2 (pessimistic MLE)", "[P]", False, _C_NOTE))
+@sourced(Source(_ZHU, "Theorem 3.2 (pessimistic MLE)", "[P]", False, _C_NOTE, **_ZHU_AT))
 def pessimistic_suboptimality_bound(
     n: Any,
     d: Any,
@@ -334,6 +339,7 @@ def pessimistic_suboptimality_bound(
         False,
         _C_NOTE + "; holds only for n large relative to d*Lambda^2 (threshold not in the notes); "
         "estimation analogue: Shah et al. 2016 (E||w_hat - w*||_L^2 >= c d/n)",
+        **_ZHU_AT,
     )
 )
 def minimax_lower_bound(
@@ -368,3 +374,52 @@ def minimax_lower_bound(
     Lambda = check_positive("Lambda", Lambda)
     C = check_positive("C", C)
     return scalar_or_array(C * Lambda * np.sqrt(d / n))
+
+
+@sourced(
+    Source(
+        "Zhu, Jordan & Jiao 2023 (arXiv 2301.11270) Lemma 3.1 with ||v||_2 <= ||v||_M / "
+        "sqrt(lambda_min(M)); lower bound: Shah et al. 2016 (arXiv 1505.01462)",
+        "l2 rate of the BT-MLE: sqrt(d / (gamma^2 n lambda_min(Sigma_D + lambda I)))",
+        "[D]",
+        False,
+        "Lemma 3.1 bounds the Sigma_D + lambda I norm, not l2; the step to l2 is exact but needs "
+        "a well-conditioned Sigma_D (lambda_min bounded away from 0); Shah et al.'s matching "
+        "d/n lower bound is on the Laplacian semi-norm (form as reported, not read); " + _C_NOTE,
+        url="https://arxiv.org/abs/2301.11270",
+        looked_in="shared/research/sharelora_theory.md §2.1 and §2.5; arXiv abstract pages of "
+                  "2301.11270 and 1505.01462 (no l2 statement in the abstracts)",
+    )
+)
+def bt_mle_l2_rate(
+    n: Any, d: Any, *, gamma: Any, lambda_min: Any = 1.0, delta: Any = 0.05, C: Any = DEFAULT_C
+) -> float | np.ndarray:
+    """``l2`` error rate of the BT-MLE: ``C sqrt((d + log(1/delta)) / (gamma^2 n lambda_min))``.
+
+    Lemma 3.1's bound (:func:`bt_mle_error_bound` at ``lam = 0``) divided by
+    ``sqrt(lambda_min(Sigma_D))``: for any ``v``, ``||v||_2 <= ||v||_M / sqrt(lambda_min(M))``.
+    Its exponent in ``n`` (-1/2) is what fig1 tests; the lower bound of the same order is Shah
+    et al. 2016's (Laplacian semi-norm).
+
+    Parameters
+    ----------
+    n : float or array_like
+        Number of comparisons, >= 1.
+    d : int or array_like
+        Feature dimension, integer >= 1.
+    gamma : float or array_like
+        Curvature lower bound in (0, 1/4].
+    lambda_min : float or array_like
+        Smallest eigenvalue of ``Sigma_D`` (> 0; ``(1/n) sum x x^T``).
+    delta : float
+        Failure probability in (0, 1).
+    C : float or array_like
+        Universal constant > 0 (placeholder).
+
+    Returns
+    -------
+    float or numpy.ndarray
+    """
+    lambda_min = check_positive("lambda_min", lambda_min)
+    err = bt_mle_error_bound(n, d, gamma=gamma, delta=delta, C=C)
+    return scalar_or_array(np.asarray(err) / np.sqrt(lambda_min))

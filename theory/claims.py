@@ -26,6 +26,7 @@ import pandas as pd
 from .fitting import SlopeFit
 from .provenance import source_of
 from .verdicts import (
+    OUTSIDE_REGIME,
     VERDICTS,
     verdict_less_than,
     verdict_lower_bound,
@@ -66,13 +67,22 @@ class ClaimResult:
     ci_low, ci_high : float
         Confidence interval of ``measured`` (NaN when there is none).
     verdict : str
-        ``"holds"``, ``"does not hold"`` or ``"inconclusive"``.
+        ``"holds"``, ``"does not hold"``, ``"inconclusive"`` or ``"outside regime"``
+        (:data:`theory.verdicts.VERDICTS`).
     source : str
         Citation with confidence tag (e.g. ``"Zhu, Jordan & Jiao 2023, Lemma 3.1 [P]"``).
     verified : bool
         Whether the predicted statement (incl. constant) was checked against the paper text.
     note : str
         Free text (convention used, caveats, tolerance).
+    source_kind : str
+        What the cited statement is (:data:`theory.provenance.SOURCE_KINDS`).
+    url : str
+        Address of the source ("" for the project's own reconstructions and identities).
+    read_in_paper : bool
+        Whether the cited statement was read in the paper's own text.
+    regime : str
+        The condition under which the claim is stated ("" when it holds for every n).
     """
 
     figure: str
@@ -85,9 +95,14 @@ class ClaimResult:
     source: str
     verified: bool
     note: str = ""
+    source_kind: str = ""
+    url: str = ""
+    read_in_paper: bool = False
+    regime: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("figure", "quantity", "prediction", "source", "note"):
+        for name in ("figure", "quantity", "prediction", "source", "note", "source_kind", "url",
+                     "regime"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a str, got {getattr(self, name)!r}")
         for name in ("measured", "ci_low", "ci_high"):
@@ -97,8 +112,9 @@ class ClaimResult:
                 raise ValueError(
                     f"{name} must be a number (NaN allowed), got {getattr(self, name)!r}"
                 ) from exc
-        if not isinstance(self.verified, bool):
-            raise TypeError(f"verified must be a bool, got {self.verified!r}")
+        for name in ("verified", "read_in_paper"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if not (math.isnan(self.ci_low) or math.isnan(self.ci_high)) and self.ci_low > self.ci_high:
@@ -126,6 +142,12 @@ class Claim:
         Tolerance band for ``kind="value"`` (``t = atol + rtol |predicted|``).
     verified : bool
         Whether the prediction was checked against the paper text.
+    source_kind, url, read_in_paper
+        Provenance of the cited statement (:class:`theory.provenance.Source`), copied to the
+        result; :meth:`from_bound` fills them.
+    regime : str
+        The condition under which the prediction is stated (e.g. ``"n >= 20 d"``); a measurement
+        taken outside it is judged ``"outside regime"`` (:meth:`evaluate` ``in_regime``).
     """
 
     figure: str
@@ -138,6 +160,10 @@ class Claim:
     source: str = ""
     verified: bool = False
     note: str = ""
+    source_kind: str = ""
+    url: str = ""
+    read_in_paper: bool = False
+    regime: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in CLAIM_KINDS:
@@ -161,7 +187,8 @@ class Claim:
         src = source_of(bound_fn)
         note = kwargs.pop("note", "")
         joined = "; ".join(s for s in (note, src.note) if s)
-        return cls(source=src.cite(), verified=src.verified, note=joined, **kwargs)
+        return cls(source=src.cite(), verified=src.verified, note=joined, source_kind=src.kind,
+                   url=src.url, read_in_paper=src.read_in_paper, **kwargs)
 
     def verdict(self, ci_low: Any, ci_high: Any) -> str:
         """Apply the claim's decision rule to a confidence interval."""
@@ -174,7 +201,8 @@ class Claim:
         return verdict_less_than(ci_low, ci_high)
 
     def evaluate(
-        self, measured: Any, ci_low: Any, ci_high: Any, *, note: str | None = None
+        self, measured: Any, ci_low: Any, ci_high: Any, *, note: str | None = None,
+        in_regime: bool = True,
     ) -> ClaimResult:
         """Judge a measurement and return the table row.
 
@@ -186,7 +214,17 @@ class Claim:
             Its confidence interval (NaN -> ``"inconclusive"``).
         note : str, optional
             Extra note appended to the claim's note.
+        in_regime : bool, default True
+            Whether the measurement was taken inside the claim's ``regime``. ``False`` gives the
+            verdict ``"outside regime"`` (the plain rule's verdict goes into the note).
         """
+        if not isinstance(in_regime, bool):
+            raise TypeError(f"in_regime must be a bool, got {in_regime!r}")
+        verdict = self.verdict(ci_low, ci_high)
+        if not in_regime:
+            note = "; ".join(s for s in (note or "", f"outside its regime ({self.regime}); "
+                                         f"the rule alone: {verdict}") if s)
+            verdict = OUTSIDE_REGIME
         full_note = "; ".join(s for s in (self.note, note or "") if s)
         return ClaimResult(
             figure=self.figure,
@@ -195,20 +233,25 @@ class Claim:
             measured=measured,
             ci_low=ci_low,
             ci_high=ci_high,
-            verdict=self.verdict(ci_low, ci_high),
+            verdict=verdict,
             source=self.source,
             verified=self.verified,
             note=full_note,
+            source_kind=self.source_kind,
+            url=self.url,
+            read_in_paper=self.read_in_paper,
+            regime=self.regime,
         )
 
-    def evaluate_fit(self, fit: SlopeFit, *, note: str | None = None) -> ClaimResult:
+    def evaluate_fit(self, fit: SlopeFit, *, note: str | None = None,
+                     in_regime: bool = True) -> ClaimResult:
         """Judge a :class:`theory.fitting.SlopeFit` (slope and its CI); records seeds and method."""
         extra = (
             f"{fit.method} {fit.level:.0%} CI, {fit.n_seeds} seeds, {fit.n_points} points, "
             f"aggregate={fit.aggregate}"
         )
         joined = "; ".join(s for s in (extra, note or "") if s)
-        return self.evaluate(fit.slope, fit.ci_low, fit.ci_high, note=joined)
+        return self.evaluate(fit.slope, fit.ci_low, fit.ci_high, note=joined, in_regime=in_regime)
 
 
 def claims_table(results: Iterable[ClaimResult]) -> pd.DataFrame:
@@ -228,7 +271,8 @@ def claims_table(results: Iterable[ClaimResult]) -> pd.DataFrame:
             raise TypeError(f"results[{i}] must be a ClaimResult, got {type(r).__name__}")
         rows.append(asdict(r))
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    return df.astype({"measured": float, "ci_low": float, "ci_high": float, "verified": bool})
+    return df.astype({"measured": float, "ci_low": float, "ci_high": float, "verified": bool,
+                      "read_in_paper": bool})
 
 
 def _cell(value: Any) -> str:

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _NOTES = "research notes (sharelora_theory.md)"
+_NOTES_LOOKED = "shared/research/sharelora_theory.md (a reconstruction: no paper states it)"
 _C_NOTE = "C is a placeholder (default 1.0): rate only"
 
 
@@ -53,6 +54,7 @@ _C_NOTE = "C is a placeholder (default 1.0): rate only"
         False,
         "RECONSTRUCTED by parameter counting (Park et al. 2024 structure); not P-ShareLoRA's "
         "theorem; " + _C_NOTE,
+        looked_in=_NOTES_LOOKED,
     )
 )
 def shared_lowrank_avg_error(
@@ -94,7 +96,8 @@ def shared_lowrank_avg_error(
     return scalar_or_array(C * (k / n + d * k / (N * n)) / gamma)
 
 
-@sourced(Source(_NOTES, "§2.5 / §3 item 4: oracle-B floor k/(gamma_F n)", "[I]", False, _C_NOTE))
+@sourced(Source(_NOTES, "§2.5 / §3 item 4: oracle-B floor k/(gamma_F n)", "[I]", False, _C_NOTE,
+                looked_in=_NOTES_LOOKED))
 def oracle_subspace_avg_error(
     n: Any, k: Any, *, gamma: Any = 1.0, C: Any = DEFAULT_C
 ) -> float | np.ndarray:
@@ -122,7 +125,8 @@ def oracle_subspace_avg_error(
     return scalar_or_array(C * k / (gamma * n))
 
 
-@sourced(Source(_NOTES, "§2.5: independent per-user MLE d/(gamma_F n)", "[I]", False, _C_NOTE))
+@sourced(Source(_NOTES, "§2.5: independent per-user MLE d/(gamma_F n)", "[I]", False, _C_NOTE,
+                looked_in=_NOTES_LOOKED))
 def independent_avg_error(
     n: Any, d: Any, *, gamma: Any = 1.0, C: Any = DEFAULT_C
 ) -> float | np.ndarray:
@@ -161,6 +165,7 @@ def independent_avg_error(
         False,
         "ratio of the two reconstructed rates; C and gamma cancel; the notes' simulation (§4 [S]) "
         "saw 1.26-1.35 at d/N = 0.4 and 1.06-1.10 at d/N = 0.1",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def shared_to_oracle_ratio(d: Any, N: Any) -> float | np.ndarray:
@@ -191,6 +196,7 @@ def shared_to_oracle_ratio(d: Any, N: Any) -> float | np.ndarray:
         "[I]",
         False,
         "modulo Fisher anisotropy: the notes' simulation (§4 [S]) saw ~6.5 at d/k = 10",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def independent_to_oracle_ratio(d: Any, k: Any) -> float | np.ndarray:
@@ -214,7 +220,8 @@ def independent_to_oracle_ratio(d: Any, k: Any) -> float | np.ndarray:
     return scalar_or_array(d / k)
 
 
-@sourced(Source(_NOTES, "§2.5: k (d + N - k) degrees of freedom", "[I]", False, "exact count"))
+@sourced(Source(_NOTES, "§2.5: k (d + N - k) degrees of freedom", "[I]", False, "exact count",
+                kind="derived identity", looked_in="exact count of a rank-k d x N matrix"))
 def lowrank_degrees_of_freedom(d: Any, k: Any, N: Any) -> float | np.ndarray:
     """Degrees of freedom of a rank-``k`` ``d x N`` matrix: ``k (d + N - k)``.
 
@@ -244,6 +251,9 @@ def lowrank_degrees_of_freedom(d: Any, k: Any, N: Any) -> float | np.ndarray:
         False,
         "O~(.) hides polylog factors and a constant; valid for n_total >~ polylog * kappa_bar d k / nu; "
         "C is a placeholder",
+        url="https://arxiv.org/abs/2002.11684",
+        looked_in="shared/research/sharelora_theory.md §2.3 (form as reported; the theorem body "
+                  "was not read)",
     )
 )
 def subspace_sin_theta_rate(
@@ -290,6 +300,7 @@ def subspace_sin_theta_rate(
         "[I]",
         False,
         "log N_[] ~ #params * log(1/eps) is a heuristic",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def sharelora_param_counts(d1: Any, d2: Any, k: Any, N: Any, r: Any = None) -> dict[str, int]:
@@ -339,6 +350,7 @@ def sharelora_param_counts(d1: Any, d2: Any, k: Any, N: Any, r: Any = None) -> d
         "[I]",
         False,
         "the paper's exact d1-vs-k condition is unknown (garbled in the summary)",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def sharelora_rank_threshold(d1: Any, d2: Any, N: Any) -> float | np.ndarray:

@@ -47,6 +47,9 @@ THEOREM1_EXPONENT_VERIFIED: bool = False
 """The exponent of ``epsilon (1 - eta(u))`` (1 as written) and of ``beta`` (2) are unverified."""
 
 _MAXMIN = "Chakraborty et al. 2024, MaxMin-RLHF (arXiv 2402.08925)"
+_MAXMIN_AT = {"url": "https://arxiv.org/abs/2402.08925",
+              "looked_in": "shared/research/maxmin.md §2.3-2.4, which had the statement from a "
+                           "machine-written summary; the arXiv abstract page"}
 
 
 @sourced(
@@ -56,6 +59,7 @@ _MAXMIN = "Chakraborty et al. 2024, MaxMin-RLHF (arXiv 2402.08925)"
         "[S]",
         False,
         "formula from a secondary summary; constant 4 not checked against the PDF",
+        **_MAXMIN_AT,
     )
 )
 def lemma1_reward_mismatch_lower_bound(epsilon: Any, eta_u: Any, D: Any) -> float | np.ndarray:
@@ -93,6 +97,7 @@ def lemma1_reward_mismatch_lower_bound(epsilon: Any, eta_u: Any, D: Any) -> floa
         False,
         "DOUBTFUL EXPONENTS: linear epsilon(1-eta) and beta^2 as written in a secondary summary; "
         "strong concavity suggests (epsilon(1-eta))^2; constant 64 unverified",
+        **_MAXMIN_AT,
     )
 )
 def theorem1_alignment_gap_lower_bound(
@@ -161,6 +166,7 @@ def theorem1_alignment_gap_lower_bound(
         "[D]",
         False,
         "exact algebra (not a paper claim): TV(p*, p*_u) = (1 - eta_u) TV(p*_k, p*_u)",
+        looked_in="derived in shared/research/maxmin.md; checked numerically in tests/theory",
     )
 )
 def mixture_tv_to_group(eta_u: Any, tv_between_groups: Any) -> float | np.ndarray:
@@ -192,6 +198,7 @@ def mixture_tv_to_group(eta_u: Any, tv_between_groups: Any) -> float | np.ndarra
         "[D]",
         False,
         "exact when both groups share the (x, y1, y2) sampling distribution",
+        looked_in="derived in shared/research/maxmin.md; checked numerically in tests/theory",
     )
 )
 def bt_preference_tv(delta_r_i: Any, delta_r_j: Any) -> float:
@@ -227,6 +234,8 @@ def bt_preference_tv(delta_r_i: Any, delta_r_j: Any) -> float:
         "[D]",
         False,
         "second-order approximation, valid for small reward differences relative to beta",
+        kind="derived approximation",
+        looked_in="derived in shared/research/maxmin.md; checked numerically in tests/theory",
     )
 )
 def alignment_gap_quadratic_approx(reward_diff_variance: Any, beta: Any) -> float | np.ndarray:

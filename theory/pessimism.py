@@ -36,6 +36,7 @@ __all__ = ["greedy_failure_limit"]
         False,
         "exact n -> inf limit for this design (the covered coordinate is pinned to theta_1); "
         "not a theorem of the paper",
+        looked_in="derived for fig8 (theory/pessimism.py docstring); tested against the n -> inf fit",
     )
 )
 def greedy_failure_limit(theta_1: Any, theta_2: Any, m: int, B: Any) -> tuple[float, float]:

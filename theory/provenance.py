@@ -20,6 +20,11 @@ Confidence tags are those of the research notes in ``shared/research/``:
 against the paper text. At the time of writing no theorem body was available to the notes, so every
 bound here is ``verified=False``; pure identities are marked ``verified=False`` as well but say in
 their note that they are exact algebra.
+
+Besides the tag, every record says what *kind* of statement it is (:data:`SOURCE_KINDS`), the
+address of the source (``url``), where its text was looked for (``looked_in``) and whether the
+statement was read in the paper itself (``read_in_paper``): a bound read only in a machine-written
+summary is a ``"secondary summary"``, never a ``"paper"`` statement, whatever its tag says.
 """
 
 from __future__ import annotations
@@ -28,9 +33,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["REGISTRY", "Source", "source_of", "sourced"]
+__all__ = ["KIND_OF_TAG", "REGISTRY", "SOURCE_KINDS", "Source", "source_of", "sourced"]
 
 F = TypeVar("F", bound=Callable)
+
+SOURCE_KINDS = ("paper", "secondary summary", "reconstruction", "derived identity",
+                "derived approximation")
+"""What a statement is: a theorem / lemma of a paper (its form as the literature reports it),
+a machine-written or third-party summary of a paper, a reconstruction of the research notes
+(parameter counting, standard arguments; not any paper's statement), an exact identity derived for
+the simulator, or a derived approximation (a local expansion, a limit)."""
+
+KIND_OF_TAG = {"[P]": "paper", "[V]": "paper", "[S]": "secondary summary",
+               "[I]": "reconstruction", "[D]": "derived identity"}
+"""The kind a tag implies when a record does not name one."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,17 @@ class Source:
         Whether the exact statement including constants was checked against the paper text.
     note : str
         What is doubtful (unknown constant, reconstructed exponent, convention, ...).
+    kind : str, optional
+        One of :data:`SOURCE_KINDS`; by default the kind of ``tag`` (:data:`KIND_OF_TAG`).
+    url : str
+        Address of the source (the paper's arXiv page, or of the note a reconstruction lives in).
+        Required for papers and secondary summaries.
+    looked_in : str
+        Where the statement's text was looked for (arXiv abstract page, HTML full text, a
+        summary, the research notes) and what was found there.
+    read_in_paper : bool
+        Whether the statement itself was read in the paper's own text (not in an abstract, a
+        summary or the notes).
     """
 
     reference: str
@@ -56,6 +83,25 @@ class Source:
     tag: str
     verified: bool = False
     note: str = ""
+    kind: str | None = None
+    url: str = ""
+    looked_in: str = ""
+    read_in_paper: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            if self.tag not in KIND_OF_TAG:
+                raise ValueError(f"tag must be one of {sorted(KIND_OF_TAG)} when kind is not "
+                                 f"given; got {self.tag!r}")
+            object.__setattr__(self, "kind", KIND_OF_TAG[self.tag])
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"kind must be one of {SOURCE_KINDS}; got {self.kind!r}")
+        if self.kind in ("paper", "secondary summary") and not self.url.startswith("https://"):
+            raise ValueError(f"a {self.kind} source needs its url (https://...); got "
+                             f"{self.url!r} for {self.reference!r}")
+        if self.verified and not self.read_in_paper:
+            raise ValueError("verified=True needs read_in_paper=True: a constant is checked "
+                             "against the paper's own text")
 
     def cite(self) -> str:
         """One-line citation, e.g. ``"Zhu, Jordan & Jiao 2023, Lemma 3.1 [P]"``."""

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _NOTES = "research notes (sharedrep.md)"
+_NOTES_LOOKED = "shared/research/sharedrep.md (a reconstruction: no paper states it)"
 
 
 def _log_term(delta: Any, n_groups: Any) -> np.ndarray | float:
@@ -54,6 +55,7 @@ def _log_term(delta: Any, n_groups: Any) -> np.ndarray | float:
         False,
         "expected form of SharedRep-RLHF's negative result on MaxMin, not the paper's statement; "
         "C is a placeholder",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def separate_mle_rate(
@@ -113,6 +115,7 @@ def separate_mle_rate(
         False,
         "RECONSTRUCTED from Park et al. 2024 / Du et al. 2021 / Tripuraneni et al. 2021; the "
         "paper's rate (diversity factor, sqrt(U), log K, logs) is unknown; C is a placeholder",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def sharedrep_rate(
@@ -175,6 +178,7 @@ def sharedrep_rate(
         "[I]",
         False,
         "exact algebra on reconstructed rates (no log terms, equal C and gamma)",
+        looked_in=_NOTES_LOOKED,
     )
 )
 def sharedrep_crossover_eta(d: Any, k: Any) -> float | np.ndarray:

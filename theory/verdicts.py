@@ -18,6 +18,14 @@ exponent off by 0.1; finite-n corrections and log factors hidden in ``O~`` are b
 * **inconclusive** otherwise — the CI straddles an edge of the band, i.e. it is too wide to decide
   (more seeds, a wider or longer ``x`` grid) or the departure is borderline.
 
+Outside the regime of validity
+------------------------------
+A rate is a statement under a condition (``n >> d``, ``epsilon`` small, a phase of Niu et al.):
+a measurement taken where the condition fails tests nothing. Claims carry their condition
+(:class:`theory.claims.Claim` ``regime``); a measurement whose points lie outside it is reported
+as **outside regime**, with the value and CI still shown and the plain rule's verdict in the note,
+instead of "does not hold".
+
 Simply asking "is ``p`` inside the CI" is not used: it rewards imprecision (a very wide CI would
 "confirm" anything) and punishes precision (with many seeds a tiny, irrelevant finite-n bias would
 "refute" the rate).
@@ -43,6 +51,7 @@ __all__ = [
     "DOES_NOT_HOLD",
     "HOLDS",
     "INCONCLUSIVE",
+    "OUTSIDE_REGIME",
     "VERDICTS",
     "verdict_exponent",
     "verdict_less_than",
@@ -54,7 +63,8 @@ __all__ = [
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
 INCONCLUSIVE = "inconclusive"
-VERDICTS = (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE)
+OUTSIDE_REGIME = "outside regime"
+VERDICTS = (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE, OUTSIDE_REGIME)
 
 DEFAULT_EXPONENT_TOL = 0.1
 """Default tolerance on an exponent: an error of 0.1 in a slope of -1/2 or -1 is the smallest

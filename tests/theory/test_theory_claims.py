@@ -167,9 +167,14 @@ def test_claims_table_columns_and_types():
             "source",
             "verified",
             "note",
+            "source_kind",
+            "url",
+            "read_in_paper",
+            "regime",
         ]
     )
     assert df["measured"].dtype == float and df["verified"].dtype == bool
+    assert df["read_in_paper"].dtype == bool
     assert len(t.claims_table([])) == 0 and list(t.claims_table([]).columns) == list(t.COLUMNS)
     with pytest.raises(TypeError, match="ClaimResult"):
         t.claims_table([{"figure": "x"}])
@@ -181,19 +186,21 @@ def test_to_markdown_hand_written_table():
     assert len(lines) == 4
     assert lines[0] == (
         "| figure | quantity | prediction | measured | ci_low | ci_high | verdict | "
-        "source | verified | note |"
+        "source | verified | note | source_kind | url | read_in_paper | regime |"
     )
-    assert lines[1] == "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |"
+    assert lines[1] == ("| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | "
+                        "--- | --- | --- |")
     assert lines[2] == (
         "| fig1 | slope \\| n | -1/2 | -0.49 | -0.53 | -0.46 | holds | Zhu 2023 [P] | no "
-        "| line1 line2 |"
+        "| line1 line2 |  |  | no |  |"
     )
     assert (
-        lines[3] == "| fig2 | ratio | 1 + d/N | 1.333 |  |  | inconclusive | notes [I] | yes |  |"
+        lines[3] == "| fig2 | ratio | 1 + d/N | 1.333 |  |  | inconclusive | notes [I] | yes |  "
+                    "|  |  | no |  |"
     )
     # every row has the same number of unescaped cell separators
     counts = {ln.replace("\\|", "").count("|") for ln in lines}
-    assert counts == {11}
+    assert counts == {15}  # 14 columns
     with pytest.raises(TypeError, match="DataFrame"):
         t.to_markdown([1, 2])
 
