@@ -17,27 +17,49 @@ cells), summarised over seeds as mean +- a 95% t-interval:
    labels hidden (every user handed to the estimators as its own group): EM must find the
    clusters, VPL / LoRe / PAL-B fit one unit per user; held-out accuracy per user.
 4. :func:`policy_level` — protocol 1's population on a finite-arm environment
-   (``arm_env``), rewards through ``make_policy`` (max-min, exact), judged by ``evaluate``
-   under the true rewards: max-min suboptimality and the minority's win rate against the exact
-   max-min policy of the truth; beside them DPO and GR-DPO (``simulator.reward_free``).
+   (``arm_env``), judged by ``evaluate`` under the true rewards. Every reward estimator's
+   ``theta_`` goes through the three max-min rules of ``make_policy`` for group rewards:
+   ``"exact"`` (MaxMin-RLHF's objective, keys ``<method>.subopt`` and
+   ``<method>.minority_win``), ``"algorithm1"`` (its Algorithm 1, 200 Frank-Wolfe steps;
+   ``..._algorithm1``) and ``"pointwise"`` (the pointwise min of the official code bases;
+   ``..._pointwise``): the max-min suboptimality ``V* - min_u F_u(pi)`` and the minority's win
+   rate against the exact max-min policy of the truth. PAL-A's reward
+   ``-||M phi - a_u||^2`` is not linear in ``phi``: its per-group arm rewards (``PALA.reward``
+   on the environment's feature table) go through the same three rules by
+   ``maxmin_from_rewards`` (what ``make_policy`` calls on ``env.rewards(theta)``). ``truth``
+   is the planted ``theta`` through the three rules (the exact rule's suboptimality is 0 up to
+   the solver's tolerance; the other two show each rule's own loss). DPO and GR-DPO
+   (``simulator.reward_free``) are reward-free: only their own policy.
+
+Every protocol reports ``<method>.fit_s`` (seconds of one fit) and ``<method>.fit_mb`` (peak
+MiB allocated during the fit, :mod:`tracemalloc`). ``fit_mb`` is measured on a second, identical
+fit (a deep copy of the unfitted estimator, same seed): tracemalloc slows allocation-heavy Python
+2-4x (measured: LoRe 0.04 s -> 0.18 s at the quick size), which would distort ``fit_s``; the
+traced fit's numbers are identical to the untraced one's (tested). tracemalloc counts the
+allocations of Python objects and of numpy arrays; it does NOT count torch's own CPU allocator
+(VPL's tensors, the torch kernels) nor numba's runtime allocator (arrays created inside the
+numba kernels), so ``fit_mb`` is a lower bound for those fits.
 
 Ours: ``SeparateMLE``, ``PooledMLE``, ``SharedRep``, ``EMMixture``, ``SharedLoRA``; peers:
-``LoRe``, ``PALB``, ``VPL``, DPO / GR-DPO; reference: ``OracleB`` (true ``B``), the planted
-truth. PAL-A is not in protocols 1-3: its margin needs both responses' features, so its data
-must be drawn on an environment (protocol 4 could host it; not done yet).
+``LoRe``, ``PALB``, ``PALA``, ``VPL``, DPO / GR-DPO; reference: ``OracleB`` (true ``B``), the planted
+truth. PAL-A (peer) is in protocol 4 only: its margin needs both responses' features, so its
+data must be drawn on an environment (``fit(data, env=env)``), which protocols 1-3 do not have.
 Every random draw flows from the run seed through ``SeedSequence`` children keyed by name
 (:func:`simulator.seeding.named_child`).
 """
 
 from __future__ import annotations
 
+import copy
 import time
+import tracemalloc
 
 import numpy as np
 
-OURS = ("SeparateMLE", "PooledMLE", "SharedRep", "SharedLoRA", "EMMixture")
-PEERS = ("LoRe", "PALB", "VPL", "DPO", "GR-DPO")
-SIZES = {  # quick: ~1-2 minutes on 2 cores for the four protocols at 3 seeds
+OURS = ("SeparateMLE", "PooledMLE", "SharedRep", "SharedRep+pull", "SharedLoRA", "EMMixture")
+PEERS = ("LoRe", "PALB", "PALA", "VPL", "DPO", "GR-DPO")
+SIZES = {  # quick: ~3 minutes on 2 cores for the four protocols at 3 seeds (measured 194 s;
+    # every fit runs twice: timed, then traced for fit_mb)
     "tiny": dict(seeds=2, d=4, n_group=60, n_users=12, n_per=20, n_new=8, shots=(5,),
                  users_per_group=3, env=(6, 3), vpl_iter=30, test=50),
     "quick": dict(seeds=3, d=8, n_group=300, n_users=100, n_per=20, n_new=50,
@@ -49,6 +71,7 @@ SIZES = {  # quick: ~1-2 minutes on 2 cores for the four protocols at 3 seeds
 MINORITIES = {"tiny": (0.1,), "quick": (0.05, 0.3), "full": (0.01, 0.05, 0.1, 0.3, 0.5)}
 ALPHAS = (0.1, 1.0)
 K, U, BETA = 2, 5, 1.0
+RULES = ("exact", "algorithm1", "pointwise")  # make_policy's max-min rules for group rewards
 
 
 def _seeds(seed, *words):
@@ -65,6 +88,8 @@ def estimators(k, n_units, vpl_iter, seed, unit="group"):
 
     return {"SeparateMLE": E.SeparateMLE(lam=1.0), "PooledMLE": E.PooledMLE(lam=1.0),
             "SharedRep": E.SharedRep(k, seed=seed),
+            # LoRe's idea folded in (issue 14): a ridge on B growing with the units, lam = 1
+            "SharedRep+pull": E.SharedRep(k, lam=1.0, vertex_lam="auto", seed=seed),
             "SharedLoRA": E.SharedLoRA(k=k, unit="group", fit_base=False, seed=seed),
             "LoRe": E.LoRe(k, seed=seed, unit=unit), "PALB": E.PALB(k, seed=seed, unit=unit),
             "VPL": E.VPL(latent_dim=k, max_iter=vpl_iter, seed=seed, unit=unit)}
@@ -78,10 +103,44 @@ def unit_accuracy(theta_units, unit_ids, test):
     return float(acc.mean()), float(per_group[np.bincount(test.group) > 0].min())
 
 
-def _fit(est, data):
+def peak_mb(fn):
+    """``(fn(), peak MiB)``: the peak of what tracemalloc sees allocated while ``fn`` runs.
+
+    Counts Python objects and numpy arrays; not torch's CPU allocator nor numba's runtime
+    (module docstring). Nests: when tracing is already on, the peak is reset and measured above
+    the memory traced when ``fn`` starts, and tracing is left on.
+    """
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return out, (peak - base) / 2.0 ** 20
+
+
+def _measured(fn):
+    """``(fn(), seconds, peak MiB)``: ``fn`` timed untraced, then run again under tracemalloc
+    (which would inflate the time 2-4x); ``fn`` must be deterministic and build its own
+    state, and the first run's result is returned."""
     t = time.perf_counter()
-    est.fit(data)
-    return est, time.perf_counter() - t
+    out = fn()
+    secs = time.perf_counter() - t
+    _, mb = peak_mb(fn)
+    return out, secs, mb
+
+
+def _fit(est, data, **fit_params):
+    """``(fitted est, fit seconds, fit peak MiB)``; the memory from a fit of a deep copy of the
+    unfitted ``est`` (the same seed, so the same fit)."""
+    proto = copy.deepcopy(est)
+    runs = iter((est, proto))
+    return _measured(lambda: next(runs).fit(data, **fit_params))
 
 
 def groups_minority(params, seed) -> dict:
@@ -99,11 +158,12 @@ def groups_minority(params, seed) -> dict:
     ests["OracleB"] = OracleB(pop.B)
     out = {}
     for name, est in ests.items():
-        est, secs = _fit(est, train)
+        est, secs, mb = _fit(est, train)
         acc, worst = unit_accuracy(est.theta_, test.group, test)
         err = np.linalg.norm(est.theta_ - pop.theta, axis=1)
         out.update({f"{name}.accuracy": acc, f"{name}.worst_accuracy": worst,
-                    f"{name}.minority_err": float(err[0]), f"{name}.fit_s": secs})
+                    f"{name}.minority_err": float(err[0]), f"{name}.fit_s": secs,
+                    f"{name}.fit_mb": mb})
     out["truth.accuracy"], out["truth.worst_accuracy"] = unit_accuracy(pop.theta, test.group,
                                                                        test)
     return out
@@ -132,9 +192,9 @@ def many_users(params, seed) -> dict:
     shots = [(mm, new.sample(params["n_new"] * mm, seed=s, group_sampling="fixed"))
              for mm, s in zip(params["shots"], s_shot)]
     for name, est in ests.items():
-        est, secs = _fit(est, train)
+        est, secs, mb = _fit(est, train)
         out[f"{name}.accuracy"], _ = unit_accuracy(est.theta_, test.group, test)
-        out[f"{name}.fit_s"] = secs
+        out[f"{name}.fit_s"], out[f"{name}.fit_mb"] = secs, mb
         for mm, few in shots:
             theta = (OracleB(pop.B).fit(few).theta_ if name == "OracleB" else
                      est.fit_new_users(few).theta if hasattr(est, "fit_new_users") else None)
@@ -165,20 +225,43 @@ def latent_groups(params, seed) -> dict:
     ests["EMMixture"] = EMMixture(U, seed=s_est)
     out = {}
     for name, est in ests.items():
-        est, secs = _fit(est, hidden if name != "EMMixture" else train)
+        est, secs, mb = _fit(est, hidden if name != "EMMixture" else train)
         th = est.theta_[est.assignments_] if name == "EMMixture" else est.theta_
         out[f"{name}.accuracy"], out[f"{name}.worst_accuracy"] = unit_accuracy(th, test.user,
                                                                                test)
-        out[f"{name}.fit_s"] = secs
+        out[f"{name}.fit_s"], out[f"{name}.fit_mb"] = secs, mb
     out["truth.accuracy"], out["truth.worst_accuracy"] = unit_accuracy(
         pop.theta[pop.user_group], test.user, test)
     return out
 
 
+def _rule_metrics(env, theta, pi_of_rule, gold):
+    """``{"subopt", "minority_win"}`` keys of the three rules, the exact rule's unsuffixed."""
+    from .experiment import evaluate
+
+    out = {}
+    for rule in RULES:
+        ev = evaluate(env, theta, BETA, pi_of_rule(rule), gold.pi, gold.value)
+        tail = "" if rule == "exact" else f"_{rule}"
+        out[f"subopt{tail}"] = ev["subopt"]
+        out[f"minority_win{tail}"] = float(ev["win_rate"][0])
+    return out
+
+
+def arm_rewards(est, env):
+    """Per-group arm rewards ``(U, M, A)`` of a fitted estimator with ``reward(Phi, group)``
+    (PAL-A's ``-||M phi - a_u||^2``, not linear in ``phi``) on ``env``'s feature table."""
+    M, A, d = env.features.shape
+    phi = env.features.reshape(M * A, d)
+    n_units = est.theta_.shape[0]
+    return np.stack([est.reward(phi, np.full(M * A, u)).reshape(M, A) for u in range(n_units)])
+
+
 def policy_level(params, seed) -> dict:
     """Protocol 4 (module docstring): one replicate."""
+    from .estimators import PALA
     from .experiment import draw_data, evaluate, make_policy
-    from .policy import maxmin_policy
+    from .policy import maxmin_from_rewards, maxmin_policy
     from .population import Population, minority_proportions
     from .reward_free import dpo_policy, gr_dpo_policy
 
@@ -191,20 +274,31 @@ def policy_level(params, seed) -> dict:
     gold = maxmin_policy(env, theta, BETA, "exact", warn=False)
     ests = estimators(K, U, params["vpl_iter"], s_est)
     ests.pop("SharedLoRA")
-    pis = {}
-    for name, est in ests.items():
-        est, secs = _fit(est, draw.data)
-        pis[name] = (make_policy(env, est.theta_, BETA, "exact", proportions=pop.proportions)[0],
-                     secs)
-    for name, fn in (("DPO", dpo_policy), ("GR-DPO", gr_dpo_policy)):
-        t = time.perf_counter()
-        res = fn(env, draw.data, BETA, lam=1e-3)
-        pis[name] = (res.pi, time.perf_counter() - t)
     out = {}
-    for name, (pi, secs) in pis.items():
-        ev = evaluate(env, theta, BETA, pi, gold.pi, gold.value)
-        out.update({f"{name}.subopt": ev["subopt"], f"{name}.minority_win": float(ev["win_rate"][0]),
-                    f"{name}.fit_s": secs})
+
+    def linear(th):  # make_policy's rule on linear rewards theta (U, d)
+        return lambda rule: make_policy(env, th, BETA, rule, proportions=pop.proportions)[0]
+
+    for name, est in ests.items():
+        est, secs, mb = _fit(est, draw.data)
+        out.update({f"{name}.{k}": v
+                    for k, v in _rule_metrics(env, theta, linear(est.theta_), gold).items()})
+        out[f"{name}.fit_s"], out[f"{name}.fit_mb"] = secs, mb
+    # PAL-A: fitted on the same comparisons with the environment (both responses' features)
+    pala, secs, mb = _fit(PALA(K, seed=s_est), draw.data, env=env)
+    r_pala = arm_rewards(pala, env)
+    out.update({f"PALA.{k}": v for k, v in _rule_metrics(
+        env, theta, lambda rule: maxmin_from_rewards(env, r_pala, BETA, rule, warn=False).pi,
+        gold).items()})
+    out["PALA.fit_s"], out["PALA.fit_mb"] = secs, mb
+    for name, fn in (("DPO", dpo_policy), ("GR-DPO", gr_dpo_policy)):
+        res, secs, mb = _measured(lambda fn=fn: fn(env, draw.data, BETA, lam=1e-3))
+        ev = evaluate(env, theta, BETA, res.pi, gold.pi, gold.value)
+        out.update({f"{name}.subopt": ev["subopt"],
+                    f"{name}.minority_win": float(ev["win_rate"][0]),
+                    f"{name}.fit_s": secs, f"{name}.fit_mb": mb})
+    out.update({f"truth.{k}": v for k, v in _rule_metrics(env, theta, linear(theta),
+                                                          gold).items()})
     return out
 
 

@@ -61,5 +61,6 @@ def run(quick: bool = False, seed: int = 0, out=print):
     groups_minority({**SIZES["tiny"], "minority": 0.1}, np.random.SeedSequence([seed, 999]))
     out(f"compile_s (first calls, one tiny replicate): {time.perf_counter() - t0:.1f}")
     out(f"Arena (issue 14), size {size}: mean +- 95% t-interval over {SIZES[size]['seeds']} "
-        "seeds; fit_s: seconds per fit")
+        "seeds; fit_s: seconds per fit; fit_mb: peak MiB of one fit (tracemalloc; torch and "
+        "numba allocations not counted)")
     return run_protocols(size, seed, out)

@@ -1,10 +1,26 @@
-"""The arena benchmark is registered explicit-only and its tables print a row per method."""
+"""The arena benchmark is registered explicit-only and its tables print a row per method; the
+protocols' policy-level rules, PAL-A's arm rewards and the fit-memory meter."""
+
+import copy
+import math
+import tracemalloc
 
 import numpy as np
+import pytest
 
 from simulator import arena as protocols
 from simulator import bench
 from simulator.bench import arena
+
+TINY = {**protocols.SIZES["tiny"], "minority": 0.1}
+RULE_KEYS = ("subopt", "minority_win", "subopt_algorithm1", "minority_win_algorithm1",
+             "subopt_pointwise", "minority_win_pointwise")
+REWARD_FREE = ("DPO", "GR-DPO")
+
+
+@pytest.fixture(scope="module")
+def policy_rep():
+    return protocols.policy_level(TINY, np.random.SeedSequence(3))
 
 
 def test_registered_explicit_only():
@@ -12,13 +28,123 @@ def test_registered_explicit_only():
     assert bench.BENCHMARKS["arena"] is arena.run and "arena" in bench.EXPLICIT
 
 
-def test_policy_protocol_tiny_replicate():
-    # one tiny replicate of protocol 4: every method's max-min suboptimality is >= 0 (V* is the
-    # exact max-min value of the truth) and win rates are probabilities
-    p = {**protocols.SIZES["tiny"], "minority": 0.1}
-    out = protocols.policy_level(p, np.random.SeedSequence(3))
+def test_policy_protocol_tiny_replicate(policy_rep):
+    # every method's max-min suboptimality is >= 0 under every rule (V* is the exact max-min
+    # value of the truth, the max over all policies) and win rates are probabilities
+    out = policy_rep
     names = {k.split(".")[0] for k in out}
-    assert {"SharedRep", "LoRe", "DPO", "GR-DPO"} <= names
-    for m in names:
-        assert out[f"{m}.subopt"] >= -1e-6
-        assert 0.0 <= out[f"{m}.minority_win"] <= 1.0
+    assert {"SharedRep", "LoRe", "PALB", "PALA", "VPL", "DPO", "GR-DPO", "truth"} <= names
+    for k, v in out.items():
+        assert math.isfinite(v), k
+        metric = k.split(".", 1)[1]
+        if metric.startswith("subopt"):
+            assert v >= -1e-6, k
+        if metric.startswith("minority_win"):
+            assert 0.0 <= v <= 1.0, k
+
+
+def test_policy_protocol_keys(policy_rep):
+    # reward estimators (PAL-A included): the three rules; reward-free methods: their own policy
+    out = policy_rep
+    for m in ("SeparateMLE", "PooledMLE", "SharedRep", "LoRe", "PALB", "PALA", "VPL"):
+        assert all(f"{m}.{k}" in out for k in RULE_KEYS + ("fit_s", "fit_mb")), m
+    for m in REWARD_FREE:
+        assert {k.split(".", 1)[1] for k in out if k.startswith(m + ".")} == {
+            "subopt", "minority_win", "fit_s", "fit_mb"}
+    assert all(out[f"{m}.fit_mb"] > 0 for m in protocols.PEERS + ("SharedRep",))
+    assert "PALA" in protocols.PEERS
+
+
+def test_policy_truth_through_the_three_rules(policy_rep):
+    # the truth's exact max-min policy IS the gold policy: 0 suboptimality, win rate 1/2 (ties
+    # count half); Algorithm 1 (200 Frank-Wolfe steps, O(1/t)) and the pointwise min (whose
+    # max-min value is <= V*) lose >= 0
+    out = policy_rep
+    assert out["truth.subopt"] == pytest.approx(0.0, abs=1e-8)
+    assert out["truth.minority_win"] == pytest.approx(0.5, abs=1e-8)
+    assert -1e-8 <= out["truth.subopt_algorithm1"] <= 1e-3
+    assert out["truth.subopt_pointwise"] >= -1e-8
+    # one group reward (PooledMLE): the three rules are the same Gibbs policy
+    assert out["PooledMLE.subopt"] == pytest.approx(out["PooledMLE.subopt_pointwise"], abs=1e-9)
+    assert out["PooledMLE.subopt"] == pytest.approx(out["PooledMLE.subopt_algorithm1"],
+                                                    abs=1e-9)
+
+
+def test_policy_protocol_deterministic(policy_rep):
+    again = protocols.policy_level(TINY, np.random.SeedSequence(3))
+    strip = lambda d: {k: v for k, v in d.items() if not k.endswith((".fit_s", ".fit_mb"))}
+    assert strip(again) == strip(policy_rep)
+    assert set(again) == set(policy_rep)
+
+
+def _tiny_env_data():
+    from simulator.experiment import draw_data
+    from simulator.population import Population, minority_proportions
+
+    pop = Population.shared(TINY["d"], protocols.K, minority_proportions(0.1, protocols.U),
+                            seed=1)
+    env = pop.arm_env(*TINY["env"], 2)
+    return env, draw_data(pop, TINY["n_group"] * protocols.U, 3, env=env).data
+
+
+def test_pala_arm_rewards_give_back_its_margin():
+    # PAL-A's per-arm reward -||M phi - a_u||^2: the difference of the two arms' rewards of a
+    # comparison is PAL-A's own margin (the quadratic term included), not theta_'s linear part
+    from simulator.estimators import PALA
+
+    env, data = _tiny_env_data()
+    pala = PALA(protocols.K, seed=0, max_iter=50).fit(data, env=env)
+    r = protocols.arm_rewards(pala, env)
+    assert r.shape == (data.n_groups,) + env.features.shape[:2]
+    diff = (r[data.group, data.context, data.actions[:, 1]]
+            - r[data.group, data.context, data.actions[:, 0]])
+    np.testing.assert_allclose(diff, pala.margin(data), rtol=1e-10, atol=1e-10)
+    assert not np.allclose(diff, np.einsum("ij,ij->i", data.X, pala.theta_[data.group]))
+
+
+def test_peak_mb_known_allocation_and_nesting():
+    # 2**20 float64 = 8 MiB allocated inside fn; outside it nothing of that size
+    def alloc():
+        a = np.ones(2 ** 20)
+        return float(a.sum())
+
+    out, mb = protocols.peak_mb(alloc)
+    assert out == 2.0 ** 20 and 8.0 <= mb < 8.5
+    assert not tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:
+        keep = np.ones(2 ** 21)  # 16 MiB traced before fn: not counted in fn's peak
+        _, mb = protocols.peak_mb(alloc)
+        assert 8.0 <= mb < 8.5 and tracemalloc.is_tracing()
+        del keep
+    finally:
+        tracemalloc.stop()
+
+
+def test_fit_traced_copy_identical_to_untraced_fit():
+    # fit_mb comes from a second fit of a deep copy under tracemalloc: its fitted numbers must
+    # be those of the untraced fit (and of a plain fit), bit for bit
+    from simulator.estimators import PALA
+
+    env, data = _tiny_env_data()
+    ests = protocols.estimators(protocols.K, protocols.U, TINY["vpl_iter"], 5)
+    ests["PALA"] = PALA(protocols.K, seed=5, max_iter=50)
+    for name, est in ests.items():
+        kw = {"env": env} if name == "PALA" else {}
+        plain = copy.deepcopy(est).fit(data, **kw).theta_
+        twin = copy.deepcopy(est)
+        traced, _ = protocols.peak_mb(lambda e=twin, kw=kw: e.fit(data, **kw))
+        fitted, secs, mb = protocols._fit(est, data, **kw)
+        assert fitted is est and secs > 0 and mb > 0
+        np.testing.assert_array_equal(traced.theta_, plain, err_msg=name)
+        np.testing.assert_array_equal(fitted.theta_, plain, err_msg=name)
+
+
+@pytest.mark.parametrize("proto", ["groups_minority", "many_users", "latent_groups"])
+def test_fit_mb_in_every_protocol(proto):
+    p = {**protocols.SIZES["tiny"], "minority": 0.1, "alpha": 1.0}
+    out = protocols.PROTOCOLS[proto](p, np.random.SeedSequence(4))
+    timed = {k.split(".")[0] for k in out if k.endswith(".fit_s")}
+    assert timed and timed == {k.split(".")[0] for k in out if k.endswith(".fit_mb")}
+    for m in timed:
+        assert math.isfinite(out[f"{m}.fit_mb"]) and out[f"{m}.fit_mb"] >= 0
