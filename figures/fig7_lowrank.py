@@ -71,11 +71,12 @@ COLOURS = {"shared": "C1", "oracle": "C2", "independent": "C0"}
 def spec(size: str = "quick") -> dict:
     """Sweep spec; ``size`` is "tiny" (tests), "quick" (default) or "full" (paper-size)."""
     params = {"d": 8, "k": 2, "signal": 2.0}
+    ns = [20 * 2**j for j in range(8)]  # 20 ... 2560: the 1/n regimes start at n ~ 120-470
     if size == "full":
-        axes = {"N": [8, 16, 32, 64, 128], "n": [20, 40, 80, 160, 320]}
+        axes = {"N": [8, 16, 32, 64, 128], "n": ns}
         reps = 30
     elif size == "quick":
-        axes = {"N": [8, 16, 32], "n": [20, 40, 80, 160]}
+        axes = {"N": [8, 16, 32], "n": ns}
         reps = 10
     else:
         params = {"d": 4, "k": 1, "signal": 2.0}
@@ -150,32 +151,71 @@ def _local_note(Y, grid):
 
 def claims(df) -> list:
     """The rows of the theory-check table (module docstring)."""
-    return _error_claims(df) + _ratio_claims(df) + _sin_claims(df)
+    return _error_claims(df) + _ratio_claims(df) + _sin_claims(df) + _two_phase_claims(df)
+
+
+def _constants(df, N) -> dict:
+    """One N's theory constants: gamma, nu, kappa_bar (means over its cells) and Niu et al.'s
+    reconstructed phase boundary n*."""
+    d, k, _, _ = _grid(df)
+    sub = df[df["N"] == N]
+    c = {"gamma": float(sub["gamma_mean"].mean()), "nu": float(sub["nu"].mean()),
+         "kappa_bar": float(sub["kappa_bar"].mean())}
+    c["n_star"] = float(theory.shared_subspace_phase_boundary(
+        d, k, int(N), nu=c["nu"], kappa_bar=c["kappa_bar"], gamma=c["gamma"]))
+    return c
+
+
+def _min_n(name, d, k, N, c) -> float:
+    """Smallest n at which ``name``'s per-user 1/n rate is judged: gamma n >= 10 max(p, 2 lam)
+    with p its parameters per user; the shared fit also needs its subspace deep in the
+    parameter-counting phase (n >= 16 n*)."""
+    if name == "oracle":
+        return float(theory.asymptotic_min_n(k, gamma=c["gamma"], lam=LAM))
+    if name == "independent":
+        return float(theory.asymptotic_min_n(d, gamma=c["gamma"], lam=LAM))
+    return max(float(theory.asymptotic_min_n(k + d * k / N, gamma=c["gamma"], lam=LAM_SHARED)),
+               theory.COUNTING_PHASE_DEPTH * c["n_star"])
+
+
+def _sin_min_n(c) -> float:
+    """Smallest n at which sin theta's -1/2 slope is judged: n >= 16 n*."""
+    return theory.COUNTING_PHASE_DEPTH * c["n_star"]
+
+
+REGIME_ERR = ("gamma n >= 10 max(p, 2 lam), p = k (oracle), d (independent), k + dk/N (shared, "
+              "which also needs n >= 16 n*)")
+REGIME_SIN = "n >= 16 n*: deep in the parameter-counting phase (Niu et al., reconstructed)"
+REGIME_TWO_PHASE = "two-phase sin theta <= 0.5 at the fitted C (Davis-Kahan's first order)"
+SIN_LINEAR_MAX = 0.5
 
 
 def _error_claims(df) -> list:
-    """Slope -1 of the mean squared per-user error in n: shared (per N), oracle, independent."""
-    _, _, Ns, ns = _grid(df)
+    """Slope -1 of the mean squared per-user error in n: shared (per N), oracle, independent;
+    each fitted on the grid points inside its regime."""
+    d, k, Ns, ns = _grid(df)
     tol, N1 = theory.DEFAULT_EXPONENT_TOL, Ns[-1]
     slope_claim = theory.Claim.from_bound(
         theory.shared_lowrank_avg_error, figure=NAME, quantity="",
         prediction="-1 ((k/n + dk/(N n))/gamma)", kind="value", predicted=-1.0, atol=tol,
-        note=f"{CONV}; tolerance +/-{tol}")
+        note=f"{CONV}; tolerance +/-{tol}", regime=REGIME_ERR)
     out = []
     for N in Ns:
+        c = _constants(df, N)
         Y = style.replicate_matrix(df[df["N"] == N], "shared_err2", ns, "n")
         out.append(replace(slope_claim, quantity=f"slope of shared error vs n, N = {N:g}")
-                   .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=_local_note(Y, ns)))
+                   .evaluate_slope(ns, Y, inside=ns >= _min_n("shared", d, k, N, c),
+                                   note=_local_note(Y, ns)))
+    c1 = _constants(df, N1)
     for name, fn, pred in (("oracle", theory.oracle_subspace_avg_error, "-1 (k/(gamma n))"),
                            ("independent", theory.independent_avg_error, "-1 (d/(gamma n))")):
         Y = style.replicate_matrix(df[df["N"] == N1], f"{name}_err2", ns, "n")
-        extra = ("asymptotic rate (n >> d); a ridge-regularised fit at n ~ d sits below it"
-                 if name == "independent" else "")
         out.append(theory.Claim.from_bound(
             fn, figure=NAME, quantity=f"slope of {name} error vs n, N = {N1:g}", prediction=pred,
-            kind="value", predicted=-1.0, atol=tol,
-            note="; ".join(s for s in (CONV, f"tolerance +/-{tol}", extra) if s))
-            .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=_local_note(Y, ns)))
+            kind="value", predicted=-1.0, atol=tol, note=f"{CONV}; tolerance +/-{tol}",
+            regime=REGIME_ERR)
+            .evaluate_slope(ns, Y, inside=ns >= _min_n(name, d, k, N1, c1),
+                            note=_local_note(Y, ns)))
     return out
 
 
@@ -187,27 +227,36 @@ def _ratio_claims(df) -> list:
     S = np.stack([style.replicate_matrix(big, "shared_err2", Ns, "N"),
                   style.replicate_matrix(big, "oracle_err2", Ns, "N")], axis=1)
     est, lo, hi = theory.bootstrap_ci(S, statistic=_ratio_stat(d, Ns), seed=0)
+    inside = all(n1 >= max(_min_n("shared", d, k, N, _constants(df, N)),
+                           _min_n("oracle", d, k, N, _constants(df, N))) for N in Ns)
     ratio_note = (f"n = {n1:g}; ratio of mean errors over {S.shape[0]} seeds; percentile "
                   f"bootstrap over seeds")
+    regime = "the largest n inside both fits' 1/n regimes at every N"
     return [
         theory.Claim.from_bound(
             theory.shared_to_oracle_ratio, figure=NAME,
             quantity=f"slope of (shared/oracle - 1) vs N, n = {n1:g}", prediction="-1 (d/N)",
-            kind="value", predicted=-1.0, atol=tol,
+            kind="value", predicted=-1.0, atol=tol, regime=regime,
             note=f"tolerance +/-{tol}; ratio - 1 clipped at 1e-6 in a resample where shared < "
-                 f"oracle").evaluate(est[0], lo[0], hi[0], note=ratio_note),
+                 f"oracle").evaluate(est[0], lo[0], hi[0], note=ratio_note, in_regime=inside),
         theory.Claim.from_bound(
             theory.shared_to_oracle_ratio, figure=NAME,
             quantity=f"level (shared/oracle - 1) N / d, mean over N, n = {n1:g}",
             prediction=f"1 +/- {RATIO_RTOL:.0%} (ratio = 1 + d/N)", kind="value",
-            predicted=1.0, rtol=RATIO_RTOL,
+            predicted=1.0, rtol=RATIO_RTOL, regime=regime,
             note=f"exact count k(d + N - k) predicts (d - k)/d = {(d - k) / d:.2f}")
-        .evaluate(est[1], lo[1], hi[1], note=ratio_note),
+        .evaluate(est[1], lo[1], hi[1], note=ratio_note, in_regime=inside),
     ]
 
 
+def _combos(df):
+    """The (N, n) cells sorted by N n."""
+    return sorted({(N, n) for N, n in zip(df["N"], df["n"])}, key=lambda t: (t[0] * t[1], t))
+
+
 def _sin_claims(df) -> list:
-    """sin theta has slope -1/2 in N n (all cells pooled), in n (largest N) and in N."""
+    """sin theta has slope -1/2 in N n (pooled), in n (largest N) and in N (largest n), each on
+    the grid points deep in the parameter-counting phase."""
     import pandas as pd
 
     _, _, Ns, ns = _grid(df)
@@ -216,25 +265,81 @@ def _sin_claims(df) -> list:
         theory.subspace_sin_theta_rate, figure=NAME, quantity="",
         prediction="-1/2 (sqrt(kappa d k / (nu N n)))", kind="value", predicted=-0.5, atol=tol,
         note=f"rate stated for a method-of-moments estimator; ours is the factorized MLE; "
-             f"tolerance +/-{tol}")
-    combos = sorted({(N, n) for N, n in zip(df["N"], df["n"])}, key=lambda t: (t[0] * t[1], t))
+             f"tolerance +/-{tol}", regime=REGIME_SIN)
+    consts = {N: _constants(df, N) for N in Ns}
+    combos = _combos(df)
     cols = [df[(df["N"] == N) & (df["n"] == n)].set_index("replicate")["sin_theta"]
             .rename((N, n)) for N, n in combos]
     Ysin = pd.concat(cols, axis=1).dropna().to_numpy(float)
     Nn = np.array([N * n for N, n in combos], dtype=float)
+    deep = np.array([n >= _sin_min_n(consts[N]) for N, n in combos])
     Y = style.replicate_matrix(df[df["N"] == N1], "sin_theta", ns, "n")
     big = df[df["n"] == n1]
     return [
         replace(sin_claim, quantity="slope of sin theta vs N n (all N, n pooled)")
-        .evaluate_fit(theory.fit_loglog_slope(Nn, Ysin, seed=0),
-                      note=f"{len(combos)} (N, n) cells"),
+        .evaluate_slope(Nn, Ysin, inside=deep, note=f"{len(combos)} (N, n) cells"),
         replace(sin_claim, quantity=f"slope of sin theta vs n, N = {N1:g}")
-        .evaluate_fit(theory.fit_loglog_slope(ns, Y, seed=0), note=_local_note(Y, ns)),
+        .evaluate_slope(ns, Y, inside=ns >= _sin_min_n(consts[N1]), note=_local_note(Y, ns)),
         replace(sin_claim, quantity=f"slope of sin theta vs N, n = {n1:g}")
-        .evaluate_fit(theory.fit_loglog_slope(
-            Ns, style.replicate_matrix(big, "sin_theta", Ns, "N"), seed=0),
-            note="seeds differ across N (independent populations)"),
+        .evaluate_slope(Ns, style.replicate_matrix(big, "sin_theta", Ns, "N"),
+                        inside=np.array([n1 >= _sin_min_n(consts[N]) for N in Ns]),
+                        note="seeds differ across N (independent populations)"),
     ]
+
+
+def _two_phase(df, N, n, c, C=1.0):
+    d, k, _, _ = _grid(df)
+    return theory.shared_subspace_two_phase_rate(n, d, k, int(N), nu=c["nu"],
+                                                 kappa_bar=c["kappa_bar"], gamma=c["gamma"], C=C)
+
+
+def _two_phase_C(df) -> float:
+    """The two-phase rate's constant, fitted at the largest N n (like C' of the one-phase line)."""
+    Nn = df["N"] * df["n"]
+    top = df[Nn == Nn.max()]
+    N, n = float(top["N"].iloc[0]), float(top["n"].iloc[0])
+    return float(top["sin_theta"].mean() / _two_phase(df, N, n, _constants(df, N)))
+
+
+def _predicted_slope(x, y) -> float:
+    lx = np.log(np.asarray(x, float))
+    return float(np.polyfit(lx, np.log(np.asarray(y, float)), 1)[0])
+
+
+def _phase(df, N, n, c) -> str:
+    d, k, _, _ = _grid(df)
+    return str(theory.shared_subspace_phase(n, d, k, int(N), nu=c["nu"],
+                                            kappa_bar=c["kappa_bar"], gamma=c["gamma"]))
+
+
+def _two_phase_claims(df) -> list:
+    """sin theta's slopes in n (largest N) and in N (largest n) against the slopes of the
+    reconstructed two-phase rate on the same grid points (its C cancels in a slope)."""
+    _, _, Ns, ns = _grid(df)
+    tol, N1, n1 = theory.DEFAULT_EXPONENT_TOL, Ns[-1], ns[-1]
+    C = _two_phase_C(df)
+    consts = {N: _constants(df, N) for N in Ns}
+    out = []
+    for label, x, Y, cells in (
+            (f"vs n, N = {N1:g}", ns,
+             style.replicate_matrix(df[df["N"] == N1], "sin_theta", ns, "n"),
+             [(N1, n) for n in ns]),
+            (f"vs N, n = {n1:g}", Ns,
+             style.replicate_matrix(df[df["n"] == n1], "sin_theta", Ns, "N"),
+             [(N, n1) for N in Ns])):
+        pred = np.array([_two_phase(df, N, n, consts[N]) for N, n in cells])
+        inside = C * pred <= SIN_LINEAR_MAX
+        use = inside if inside.sum() >= theory.MIN_REGIME_POINTS else np.ones_like(inside)
+        slope = _predicted_slope(x[use], pred[use])
+        n_pen = sum(_phase(df, N, n, consts[N]) == theory.PENALISED for N, n in cells)
+        out.append(theory.Claim.from_bound(
+            theory.shared_subspace_two_phase_rate, figure=NAME,
+            quantity=f"slope of sin theta {label}, against the two-phase rate",
+            prediction=f"{slope:.3f} (slope of the two-phase rate on the same points)",
+            kind="value", predicted=slope, atol=tol, regime=REGIME_TWO_PHASE,
+            note=f"tolerance +/-{tol}; {n_pen} of {len(x)} points in the penalised phase")
+            .evaluate_slope(x, Y, inside=inside, note=f"C = {C:.3g} fitted at the largest N n"))
+    return out
 
 
 # ------------------------------------------------------------------------------------ points
@@ -265,26 +370,34 @@ def _theory_error(name, ns, d, k, N, gamma, C):
     return theory.independent_avg_error(ns, d, gamma=gamma, C=C)
 
 
-def _row(panel, estimator, N, n, mean, q10, q90, theory_value, n_seeds):
+def _row(panel, estimator, N, n, mean, q10, q90, theory_value, n_seeds, *, phase, in_regime,
+         two_phase=float("nan")):
     return {"panel": panel, "estimator": estimator, "N": int(N), "n": int(n), "Nn": int(N * n),
-            "mean": mean, "q10": q10, "q90": q90, "theory": theory_value, "n_seeds": n_seeds}
+            "mean": mean, "q10": q10, "q90": q90, "theory": theory_value, "n_seeds": n_seeds,
+            "phase": phase, "in_regime": bool(in_regime), "theory_two_phase": two_phase}
 
 
 def points(df):
     """Every plotted point (``fig7.csv``): (a) per-user error vs n, (b) shared/oracle ratio vs
-    N with a bootstrap CI, (c) sin theta vs N n; each with its theory value."""
+    N with a bootstrap CI, (c) sin theta vs N n; each with its theory value, the reconstructed
+    subspace phase of its (N, n) (Niu et al.), whether it lies inside the regime of its panel's
+    rate, and (panel c) the two-phase rate at its fitted C."""
     import pandas as pd
 
     d, k, Ns, ns = _grid(df)
     lv = _levels(df)
+    consts = {N: _constants(df, N) for N in Ns}
+    C3 = _two_phase_C(df)
     rows = []
     for N in Ns:
+        c = consts[N]
         for name in ESTIMATORS if N == Ns[-1] else ("shared",):
             Y = style.replicate_matrix(df[df["N"] == N], f"{name}_err2", ns, "n")
             pred = _theory_error(name, ns, d, k, N, lv["gamma"], lv["C"])
             q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
             rows += [_row("a", name, N, n, Y.mean(axis=0)[j], q10[j], q90[j], pred[j],
-                          Y.shape[0]) for j, n in enumerate(ns)]
+                          Y.shape[0], phase=_phase(df, N, n, c),
+                          in_regime=n >= _min_n(name, d, k, N, c)) for j, n in enumerate(ns)]
     for n in ns:
         sub = df[df["n"] == n]
         A, B_ = (style.replicate_matrix(sub, f"{e}_err2", Ns, "N") for e in ("shared", "oracle"))
@@ -293,15 +406,21 @@ def points(df):
                                            statistic=_ratio_of_means, seed=0)[1:]
                        for i in range(len(Ns))])
         rows += [_row("b", "shared/oracle", N, n, r[i], rb[i, 0], rb[i, 1],
-                      float(theory.shared_to_oracle_ratio(d, int(N))), A.shape[0])
+                      float(theory.shared_to_oracle_ratio(d, int(N))), A.shape[0],
+                      phase=_phase(df, N, n, consts[N]),
+                      in_regime=n >= max(_min_n(e, d, k, N, consts[N])
+                                         for e in ("shared", "oracle")))
                  for i, N in enumerate(Ns)]
     for N in Ns:
+        c = consts[N]
         Y = style.replicate_matrix(df[df["N"] == N], "sin_theta", ns, "n")
         q10, q90 = np.quantile(Y, 0.1, axis=0), np.quantile(Y, 0.9, axis=0)
         rows += [_row("c", "shared sin_theta", N, n, Y.mean(axis=0)[j], q10[j], q90[j],
                       float(theory.subspace_sin_theta_rate(int(N * n), d, k, nu=lv["nu"],
                                                            kappa_bar=lv["kappa_bar"],
-                                                           C=lv["C2"])), Y.shape[0])
+                                                           C=lv["C2"])), Y.shape[0],
+                      phase=_phase(df, N, n, c), in_regime=n >= _sin_min_n(c),
+                      two_phase=float(_two_phase(df, N, n, c, C=C3)))
                  for j, n in enumerate(ns)]
     return pd.DataFrame(rows)
 
@@ -331,6 +450,14 @@ def plot(df, points):
         axs.loglog(P["Nn"], P["mean"], MARKERS[i % 5] + "-", color=f"C{3 + i}", ms=4,
                    label=f"N = {N:g}")
         axs.fill_between(P["Nn"], P["q10"], P["q90"], color=f"C{3 + i}", alpha=0.12)
+        axs.loglog(P["Nn"], P["theory_two_phase"], "-.", color=f"C{3 + i}", lw=0.8)
+        _hollow(axs, P, "Nn", f"C{3 + i}")
+        pen = P[P["phase"] == theory.PENALISED]
+        axs.scatter(pen["Nn"], pen["mean"], marker="x", color="k", s=18, zorder=5)
+    axs.plot([], [], "k-.", lw=0.8, label="two phases (Niu et al.) [I, reconstructed], C fitted")
+    axs.scatter([], [], marker="x", color="k", s=18, label="penalised phase (n < n*)")
+    axs.scatter([], [], facecolors="white", edgecolors="k", s=14,
+                label="outside the -1/2 regime (n < 16 n*)")
     Nn = points.loc[points["panel"] == "c", "Nn"]
     Nn_f = np.geomspace(Nn.min(), Nn.max(), 50)
     axs.loglog(Nn_f, theory.subspace_sin_theta_rate(Nn_f, d, k, nu=lv["nu"],
@@ -345,6 +472,12 @@ def plot(df, points):
     return fig
 
 
+def _hollow(ax, P, x, colour):
+    """Points outside their rate's regime drawn hollow over the line."""
+    out = P[~P["in_regime"].astype(bool)]
+    ax.scatter(out[x], out["mean"], facecolors="white", edgecolors=colour, s=14, zorder=4)
+
+
 def _plot_errors(ax, points, Ns, ns, C):
     for i, N in enumerate(Ns):
         for name in ESTIMATORS if N == Ns[-1] else ("shared",):
@@ -356,6 +489,9 @@ def _plot_errors(ax, points, Ns, ns, C):
                              color=f"C{3 + i}" if shared else COLOURS[name], ms=4, label=lab)[0]
             ax.fill_between(P["n"], P["q10"], P["q90"], color=line.get_color(), alpha=0.12)
             ax.loglog(P["n"], P["theory"], ":", color=line.get_color(), lw=1)
+            _hollow(ax, P, "n", line.get_color())
+    ax.scatter([], [], facecolors="white", edgecolors="k", s=14,
+               label="outside the 1/n regime (hollow)")
     ax.plot([], [], "k:", lw=1, label=f"theory/lowrank.py [I, unverified], C = {C:.2g} fitted "
                                       f"to oracle at n = {ns[-1]:g}")
     ax.set(xlabel="comparisons per user n", ylabel="mean_i ||theta_hat_i - theta_i||^2",

@@ -7,9 +7,12 @@ Stands on its own (numpy, scipy, pandas; nothing from ``simulator``). Modules:
 - :mod:`theory.sharedrep` — minority error of separate per-group MLE ``sqrt(d/n_min)`` and the
   reconstructed SharedRep rate ``sqrt(dk/n) + sqrt(k/n_min)``.
 - :mod:`theory.lowrank` — shared low-rank personalisation ``(k/n + dk/(N n))/gamma``, oracle and
-  independent baselines, ratio ``1 + d/N``, subspace rate, P-ShareLoRA parameter counts.
+  independent baselines, ratio ``1 + d/N``, subspace rate (one phase, and the two phases named by
+  Niu et al. 2024, reconstructed), P-ShareLoRA parameter counts.
 - :mod:`theory.maxmin` — MaxMin-RLHF Lemma 1 / Theorem 1 as written in the notes (doubtful
   exponent exposed) and related identities.
+- :mod:`theory.regimes` — where an asymptotic rate may be judged (``gamma n >= 10 max(p, 2 lam)``)
+  and the Gaussian BT curvature.
 - :mod:`theory.fitting` — log-log slope with a seed bootstrap CI, seed quantiles, bound ratios.
 - :mod:`theory.verdicts` — the three-way decision rules.
 - :mod:`theory.claims` — :class:`Claim`, :class:`ClaimResult`, the theory-check table.
@@ -36,6 +39,7 @@ from .bt_mle import (
 from .claims import (
     CLAIM_KINDS,
     COLUMNS,
+    MIN_REGIME_POINTS,
     Claim,
     ClaimResult,
     claims_table,
@@ -51,11 +55,18 @@ from .fitting import (
     quantile_across_seeds,
 )
 from .lowrank import (
+    COUNTING_PHASE_DEPTH,
+    PARAMETER_COUNTING,
+    PENALISED,
+    PHASES,
     independent_avg_error,
     independent_to_oracle_ratio,
     lowrank_degrees_of_freedom,
     oracle_subspace_avg_error,
     shared_lowrank_avg_error,
+    shared_subspace_phase,
+    shared_subspace_phase_boundary,
+    shared_subspace_two_phase_rate,
     shared_to_oracle_ratio,
     sharelora_param_counts,
     sharelora_rank_threshold,
@@ -70,6 +81,7 @@ from .maxmin import (
     theorem1_alignment_gap_lower_bound,
 )
 from .provenance import REGISTRY, Source, source_of, sourced
+from .regimes import ASYMPTOTIC_C, MAX_CURVATURE, asymptotic_min_n, gaussian_bt_curvature
 from .sharedrep import separate_mle_rate, sharedrep_crossover_eta, sharedrep_rate
 from .verdicts import (
     DEFAULT_EXPONENT_TOL,
@@ -86,14 +98,21 @@ from .verdicts import (
 )
 
 __all__ = [
+    "ASYMPTOTIC_C",
     "CLAIM_KINDS",
     "COLUMNS",
+    "COUNTING_PHASE_DEPTH",
     "DEFAULT_C",
     "DEFAULT_EXPONENT_TOL",
     "DOES_NOT_HOLD",
     "HOLDS",
     "INCONCLUSIVE",
+    "MAX_CURVATURE",
+    "MIN_REGIME_POINTS",
     "OUTSIDE_REGIME",
+    "PARAMETER_COUNTING",
+    "PENALISED",
+    "PHASES",
     "REGISTRY",
     "THEOREM1_EXPONENT_VERIFIED",
     "VERDICTS",
@@ -102,6 +121,7 @@ __all__ = [
     "SlopeFit",
     "Source",
     "alignment_gap_quadratic_approx",
+    "asymptotic_min_n",
     "bootstrap_ci",
     "bound_ratio",
     "bt_curvature",
@@ -113,6 +133,7 @@ __all__ = [
     "coverage_coefficient",
     "effective_curvature",
     "fit_loglog_slope",
+    "gaussian_bt_curvature",
     "independent_avg_error",
     "independent_to_oracle_ratio",
     "lemma1_reward_mismatch_lower_bound",
@@ -125,6 +146,9 @@ __all__ = [
     "quantile_across_seeds",
     "separate_mle_rate",
     "shared_lowrank_avg_error",
+    "shared_subspace_phase",
+    "shared_subspace_phase_boundary",
+    "shared_subspace_two_phase_rate",
     "shared_to_oracle_ratio",
     "sharedrep_crossover_eta",
     "sharedrep_rate",

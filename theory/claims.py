@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from .fitting import SlopeFit
+from .fitting import SlopeFit, fit_loglog_slope
 from .provenance import source_of
 from .verdicts import (
     OUTSIDE_REGIME,
@@ -37,6 +38,7 @@ from .verdicts import (
 __all__ = [
     "CLAIM_KINDS",
     "COLUMNS",
+    "MIN_REGIME_POINTS",
     "Claim",
     "ClaimResult",
     "claims_table",
@@ -120,6 +122,10 @@ class ClaimResult:
         if not (math.isnan(self.ci_low) or math.isnan(self.ci_high)) and self.ci_low > self.ci_high:
             raise ValueError(f"ci_low must be <= ci_high, got [{self.ci_low}, {self.ci_high}]")
 
+
+MIN_REGIME_POINTS = 3
+"""Fewest grid points inside a claim's regime for a slope to be fitted there (two points give a
+slope with no check of the power law's shape)."""
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ClaimResult))
 """Column order of :func:`claims_table`."""
@@ -252,6 +258,53 @@ class Claim:
         )
         joined = "; ".join(s for s in (extra, note or "") if s)
         return self.evaluate(fit.slope, fit.ci_low, fit.ci_high, note=joined, in_regime=in_regime)
+
+    def evaluate_slope(self, x: Any, y_by_seed: Any, *, inside: Any = None,
+                       min_points: int = MIN_REGIME_POINTS, seed: int = 0,
+                       note: str | None = None) -> ClaimResult:
+        """Fit the log-log slope on the grid points inside the claim's regime and judge it.
+
+        With at least ``min_points`` points inside, the slope is fitted on those alone (the
+        note says which); with fewer, it is fitted on the whole grid and judged
+        ``"outside regime"`` (the plain rule's verdict in the note).
+
+        Parameters
+        ----------
+        x : array_like, shape (n_points,)
+            The grid (:func:`theory.fitting.fit_loglog_slope`).
+        y_by_seed : array_like, shape (n_seeds, n_points)
+            Measurements, one row per seed.
+        inside : array_like of bool, shape (n_points,), optional
+            Whether each grid point satisfies ``regime`` (default: all).
+        min_points : int
+            Fewest points inside for a fit inside the regime, >= 2.
+        seed : int
+            Seed of the bootstrap.
+        note : str, optional
+            Appended to the note.
+        """
+        x = np.asarray(x, dtype=float)
+        Y = np.asarray(y_by_seed, dtype=float)
+        mask = np.ones(x.shape, bool) if inside is None else np.asarray(inside, dtype=bool)
+        if mask.shape != x.shape:
+            raise ValueError(f"inside must have the grid's shape {x.shape}; got {mask.shape}")
+        if int(min_points) < 2:
+            raise ValueError(f"min_points must be an integer >= 2; got {min_points}")
+        m, total = int(mask.sum()), mask.size
+        vals = np.unique(x[mask])
+        kept = (", ".join(f"{v:g}" for v in vals) if vals.size <= 8
+                else f"{vals[0]:g} to {vals[-1]:g}, {vals.size} values")
+        if m >= int(min_points):
+            where = (f"fitted on the {m} of {total} grid points inside its regime ({kept})"
+                     if m < total else f"all {total} grid points inside its regime")
+            fit, in_regime = fit_loglog_slope(x[mask], Y[:, mask], seed=seed), True
+        else:
+            where = (f"only {m} of {total} grid points inside its regime"
+                     + (f" ({kept})" if m else "") + f", fewer than {int(min_points)}: "
+                     f"fitted on all")
+            fit, in_regime = fit_loglog_slope(x, Y, seed=seed), False
+        joined = "; ".join(s for s in (where, note or "") if s)
+        return self.evaluate_fit(fit, note=joined, in_regime=in_regime)
 
 
 def claims_table(results: Iterable[ClaimResult]) -> pd.DataFrame:

@@ -30,6 +30,10 @@ from .bt_mle import DEFAULT_C
 from .provenance import Source, sourced
 
 __all__ = [
+    "COUNTING_PHASE_DEPTH",
+    "PARAMETER_COUNTING",
+    "PENALISED",
+    "PHASES",
     "independent_avg_error",
     "independent_to_oracle_ratio",
     "lowrank_degrees_of_freedom",
@@ -38,8 +42,20 @@ __all__ = [
     "shared_to_oracle_ratio",
     "sharelora_param_counts",
     "sharelora_rank_threshold",
+    "shared_subspace_phase",
+    "shared_subspace_phase_boundary",
+    "shared_subspace_two_phase_rate",
     "subspace_sin_theta_rate",
 ]
+
+PARAMETER_COUNTING = "parameter counting"
+PENALISED = "penalised"
+PHASES = (PARAMETER_COUNTING, PENALISED)
+"""The two phases of Niu et al.'s abstract, as :func:`shared_subspace_phase` names them."""
+
+COUNTING_PHASE_DEPTH = 16.0
+"""``n >= 16 n*``: deep enough in the parameter-counting phase that the two-phase rate's local
+slope in ``n`` is within 0.1 of ``-1/2`` (:func:`shared_subspace_phase_boundary`)."""
 
 _NOTES = "research notes (sharelora_theory.md)"
 _NOTES_LOOKED = "shared/research/sharelora_theory.md (a reconstruction: no paper states it)"
@@ -373,3 +389,133 @@ def sharelora_rank_threshold(d1: Any, d2: Any, N: Any) -> float | np.ndarray:
     d2 = check_dimension("d2", d2)
     N = check_dimension("N", N)
     return scalar_or_array(N * d1 * d2 / (d1 + N * d2))
+
+
+_NIU = "Niu, Su, Xu & Yang 2024 (arXiv 2409.04919)"
+_NIU_URL = "https://arxiv.org/abs/2409.04919"
+_NIU_LOOKED = ("arXiv abstract (v1-v3) and the HTML v3 front matter (stored pages): the two phases "
+               "are named there ('a standard parameter-counting regime and a penalized regime when "
+               "the number of clients is large or local datasets are small'), no formula; the "
+               "theorem body was not reachable")
+_NIU_NOTE = ("RECONSTRUCTED for the two-replica spectral estimator the abstract describes "
+             "(Davis-Kahan on the mean of the replicas' outer products); the form, not the "
+             "paper's theorem; " + _C_NOTE)
+
+
+def _two_phase_terms(n, d, k, N, nu, kappa_bar, gamma):
+    """Validated inputs -> (parameter-counting term, penalised term) of the reconstruction."""
+    n = check_at_least_one("n", n)
+    k, d = check_rank(k, d)
+    N = check_dimension("N", N)
+    nu = check_positive("nu", nu)
+    kappa_bar = check_positive("kappa_bar", kappa_bar)
+    gamma = check_positive("gamma", gamma)
+    counting = np.sqrt(kappa_bar * d * k / (nu * gamma * N * n))
+    penalised = (np.sqrt(d / N) + d / N) / (nu * gamma * n)
+    return counting, penalised
+
+
+@sourced(Source(_NIU, "two-phase subspace rate (named in the abstract; form reconstructed)", "[I]",
+                False, _NIU_NOTE, kind="reconstruction", url=_NIU_URL, looked_in=_NIU_LOOKED))
+def shared_subspace_two_phase_rate(
+    n: Any, d: Any, k: Any, N: Any, *, nu: Any = 1.0, kappa_bar: Any = 1.0, gamma: Any = 1.0,
+    C: Any = DEFAULT_C,
+) -> float | np.ndarray:
+    """Subspace error with both phases: ``C [sqrt(kappa_bar d k / (nu gamma N n))
+    + (sqrt(d/N) + d/N) / (nu gamma n)]``.
+
+    Reconstruction (not the paper's statement; Niu et al. name the phases but their formula was
+    not available). Each user's data is split into two replicas whose local estimates are
+    ``theta_i + xi_i`` and ``theta_i + xi_i'``, with ``Cov xi ~ I / (gamma n)``; the estimator is
+    the top-``k`` eigenspace of ``M_hat = (1/N) sum_i (theta_i + xi_i)(theta_i + xi_i')^T``, whose
+    mean ``(1/N) sum_i theta_i theta_i^T`` has ``k``-th eigenvalue ``nu`` and trace
+    ``k nu kappa_bar``. By Davis-Kahan ``sin theta <= ||M_hat - M|| / nu``, and the deviation has
+
+    * a signal x noise part ``||(1/N) sum_i theta_i xi_i^T|| ~ sqrt(k nu kappa_bar d / (gamma N n))``:
+      the **parameter-counting** term ``sqrt(kappa_bar d k / (nu gamma N n))``, the rate of
+      :func:`subspace_sin_theta_rate` (``d k`` parameters from ``N n`` comparisons);
+    * a noise x noise part ``||(1/N) sum_i xi_i xi_i'^T|| ~ (sqrt(d/N) + d/N) / (gamma n)``: the
+      **penalised** term, which falls like ``1/n`` rather than ``1/sqrt(n)`` and, at a fixed total
+      ``N n``, grows with ``N`` (``sqrt(d N) / (N n)``): large when local data are small or, for
+      a given budget, when the users are many, as the abstract says.
+
+    The penalised term dominates below :func:`shared_subspace_phase_boundary`.
+
+    Parameters
+    ----------
+    n : float or array_like
+        Comparisons per user, >= 1.
+    d : int or array_like
+        Feature dimension, integer >= 1.
+    k : int or array_like
+        Rank, integer in [1, d].
+    N : int or array_like
+        Number of users, integer >= 1.
+    nu, kappa_bar : float or array_like
+        Task diversity (:func:`subspace_sin_theta_rate`), > 0.
+    gamma : float or array_like
+        Mean curvature of the comparisons, > 0 (default 1: rate only).
+    C : float or array_like
+        Constant > 0 (placeholder).
+
+    Returns
+    -------
+    float or numpy.ndarray
+    """
+    counting, penalised = _two_phase_terms(n, d, k, N, nu, kappa_bar, gamma)
+    return scalar_or_array(check_positive("C", C) * (counting + penalised))
+
+
+@sourced(Source(_NIU, "phase boundary of the reconstructed two-phase rate", "[I]", False,
+                "where the two terms of shared_subspace_two_phase_rate are equal (a "
+                "reconstruction); the constant C cancels",
+                kind="reconstruction", url=_NIU_URL, looked_in=_NIU_LOOKED))
+def shared_subspace_phase_boundary(
+    d: Any, k: Any, N: Any, *, nu: Any = 1.0, kappa_bar: Any = 1.0, gamma: Any = 1.0,
+) -> float | np.ndarray:
+    """Comparisons per user ``n*`` where the penalised term equals the parameter-counting term.
+
+    ``n* = (1 + sqrt(d/N))^2 / (nu gamma kappa_bar k)``; the ratio penalised / counting is
+    ``sqrt(n* / n)``, so the local slope of the two-phase rate in ``n`` is
+    ``-(1/2 + r) / (1 + r)`` with ``r = sqrt(n*/n)``: ``-1/2`` deep in the counting phase
+    (``n >> n*``), ``-1`` deep in the penalised one. It stays within 0.1 of ``-1/2`` for
+    ``n >= 16 n*`` (``r <= 1/4``).
+
+    Parameters
+    ----------
+    d, k, N, nu, kappa_bar, gamma
+        As in :func:`shared_subspace_two_phase_rate`.
+
+    Returns
+    -------
+    float or numpy.ndarray
+    """
+    counting, penalised = _two_phase_terms(1.0, d, k, N, nu, kappa_bar, gamma)
+    return scalar_or_array((penalised / counting) ** 2)
+
+
+@sourced(Source(_NIU, "phase of a grid point under the reconstructed two-phase rate", "[I]",
+                False, "parameter counting where n >= n*, penalised below it (a reconstruction)",
+                kind="reconstruction", url=_NIU_URL, looked_in=_NIU_LOOKED))
+def shared_subspace_phase(
+    n: Any, d: Any, k: Any, N: Any, *, nu: Any = 1.0, kappa_bar: Any = 1.0, gamma: Any = 1.0,
+) -> str | np.ndarray:
+    """``"parameter counting"`` where ``n >= n*`` (:func:`shared_subspace_phase_boundary`),
+    ``"penalised"`` below it.
+
+    Parameters
+    ----------
+    n : float or array_like
+        Comparisons per user, >= 1.
+    d, k, N, nu, kappa_bar, gamma
+        As in :func:`shared_subspace_two_phase_rate`.
+
+    Returns
+    -------
+    str or numpy.ndarray of str
+        One of :data:`PHASES` per point.
+    """
+    n = check_at_least_one("n", n)
+    n_star = shared_subspace_phase_boundary(d, k, N, nu=nu, kappa_bar=kappa_bar, gamma=gamma)
+    phase = np.where(n >= n_star, PARAMETER_COUNTING, PENALISED)
+    return str(phase) if phase.ndim == 0 else phase

@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import theory
 from figures import fig7_lowrank as fig7
@@ -60,5 +61,28 @@ def test_fig7_tiny_writes_files_and_claims(tmp_path, tiny_sweep):
     assert all(c.verdict in theory.VERDICTS for c in claims)
     assert all(c.figure == "fig7" and not c.verified and c.source for c in claims)
     # shared slope per N + oracle + independent + ratio slope + ratio level + 3 sin theta
-    assert len(claims) == nN + 2 + 2 + 3
+    # + 2 sin theta slopes against the two-phase rate
+    assert len(claims) == nN + 2 + 2 + 3 + 2
+    # every grid point carries its subspace phase and whether it lies in its rate's regime
+    assert set(pts["phase"]) <= set(theory.PHASES) and pts["in_regime"].dtype == bool
+    assert np.isfinite(pts.loc[pts["panel"] == "c", "theory_two_phase"]).all()
+    assert all(c.regime for c in claims)
     assert list(theory.claims_table(claims).columns) == list(theory.COLUMNS)
+
+
+def test_regime_masks_follow_the_stated_conditions():
+    """Each cell is tested against its claim's regime: gamma n >= 10 max(p, 2 lam) for the
+    per-user fits (p = k, d, k + dk/N; the shared fit also n >= 16 n*), n >= 16 n* for sin theta."""
+    rows = [{"d": 8, "k": 2, "N": N, "n": n, "gamma_mean": 0.17, "nu": 0.62, "kappa_bar": 2.4,
+             "replicate": 0} for N in (8, 32) for n in (20, 80, 160, 640)]
+    df = pd.DataFrame(rows)
+    c = fig7._constants(df, 32)
+    assert c["n_star"] == pytest.approx(theory.shared_subspace_phase_boundary(
+        8, 2, 32, nu=0.62, kappa_bar=2.4, gamma=0.17))
+    assert fig7._min_n("oracle", 8, 2, 32, c) == pytest.approx(10 * 2 / 0.17)  # 2 lam = 2 = k
+    assert fig7._min_n("independent", 8, 2, 32, c) == pytest.approx(10 * 8 / 0.17)
+    assert fig7._min_n("shared", 8, 2, 32, c) == pytest.approx(
+        max(10 * 2.5 / 0.17, 16 * c["n_star"]))
+    assert fig7._sin_min_n(c) == pytest.approx(16 * c["n_star"])
+    assert fig7._phase(df, 32, 20, c) == theory.PARAMETER_COUNTING
+    assert fig7._phase(df, 32, 1, c) == theory.PENALISED

@@ -1,0 +1,110 @@
+"""The committed quick and full runs (figures/results/): every kept verdict re-derives from the kept
+cells with today's code, and every quick-vs-full disagreement is listed with its reason."""
+
+import gzip
+import importlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import theory
+from figures import FIGURES, archive, runner
+
+KEPT = [(size, name) for size in archive.KEPT_SIZES for name in archive.kept_figures(size)]
+
+
+def test_full_runs_are_kept_for_the_figures():
+    full = archive.kept_figures("full")
+    assert {"fig3", "fig4", "fig5", "fig6", "fig8"} <= set(full)
+    manifest = archive.runs("full")
+    for name in full:
+        entry = manifest[name]
+        assert entry["seconds"] > 0 and entry["workers"] >= 1 and entry["commit"]
+        assert entry["cells"] == len(archive.load_cells("full", name))
+
+
+@pytest.mark.parametrize("size,name", KEPT)
+def test_kept_verdicts_rederive_from_the_kept_cells(size, name):
+    """A change to a figure's claims() that moves a kept verdict or number fails here until the
+    tables are re-derived (python -m figures.archive rederive) and the change is noted."""
+    got = theory.claims_table(archive.rederive(size, name))
+    kept = archive.committed_table(size)
+    kept = kept[kept["figure"] == name].reset_index(drop=True)
+    assert list(got["quantity"]) == list(kept["quantity"])
+    assert list(got["verdict"]) == list(kept["verdict"])
+    np.testing.assert_allclose(got["measured"].to_numpy(float), kept["measured"].to_numpy(float),
+                               rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("size,name", KEPT)
+def test_kept_points_rederive_from_the_kept_cells(size, name):
+    kept = pd.read_csv(archive.cells_path(size, name).parent / "points.csv")
+    got = pd.read_csv(io.StringIO(archive.points_of(size, name).to_csv(index=False)))
+    pd.testing.assert_frame_equal(got, kept, rtol=1e-9)
+
+
+@pytest.mark.parametrize("size,name", KEPT)
+def test_kept_cells_are_a_complete_sweep(size, name):
+    df = archive.load_cells(size, name)
+    assert (df["status"] == "ok").all() if "status" in df else True
+    spec = runner.sweep_spec(importlib.import_module(FIGURES[name]).spec(size))
+    reps = spec["sweep"]["replicates"]
+    assert df["replicate"].nunique() == reps
+    assert not df.duplicated(["cell_id"]).any()
+    with gzip.open(archive.cells_path(size, name)) as fh:  # gzip without a timestamp
+        fh.read(1)
+    assert archive.cells_path(size, name).read_bytes()[4:8] == b"\0\0\0\0"
+
+
+def test_every_quick_full_disagreement_has_its_reason():
+    table = archive.compare()
+    dis = archive.disagreements(table)
+    missing = dis[dis["reason"].str.strip() == ""]
+    assert missing.empty, "disagreements without a reason in figures/results/disagreements.csv:\n" \
+        + missing.to_string()
+    if archive.REASONS.exists():  # no stale reason: each listed row still disagrees
+        kept = pd.read_csv(archive.REASONS, keep_default_na=False)
+        keys = list(archive.REASON_COLUMNS[:-1])
+        stale = kept.merge(dis[keys], how="left", on=keys, indicator=True)
+        assert (stale["_merge"] == "both").all(), stale[stale["_merge"] != "both"].to_string()
+
+
+def test_compare_matches_rows_by_quantity_then_by_blanked_grid_values():
+    def table(rows):
+        return pd.DataFrame([{"figure": "fig7", "quantity": q, "verdict": v, "measured": m}
+                             for q, v, m in rows])
+    quick = table([("slope vs n, N = 32", "holds", -1.0), ("level, n = 160", "holds", 1.0),
+                   ("only quick, N = 8", "holds", 0.0), ("twice, N = 8", "holds", 0.0),
+                   ("twice, N = 16", "holds", 0.0)])
+    full = table([("slope vs n, N = 128", "inconclusive", -0.9), ("level, n = 160", "holds", 1.1),
+                  ("new row", "holds", 0.0), ("twice, N = 8", "does not hold", 0.0),
+                  ("twice, N = 64", "holds", 0.0)])
+    got = archive.compare(quick, full)
+    pair = got[got["quantity_quick"] == "slope vs n, N = 32"].iloc[0]
+    assert pair["quantity_full"] == "slope vs n, N = 128" and pair["agree"] is False
+    assert got[got["quantity_quick"] == "level, n = 160"].iloc[0]["agree"] is True
+    exact = got[got["quantity_quick"] == "twice, N = 8"].iloc[0]
+    assert exact["quantity_full"] == "twice, N = 8" and exact["agree"] is False
+    # once the exact match is taken, "twice, N = #" is unique on both sides: N = 16 <-> N = 64
+    assert got[got["quantity_quick"] == "twice, N = 16"].iloc[0]["quantity_full"] == "twice, N = 64"
+    assert (got["quantity_full"] == "new row").sum() == 1
+    assert got[got["quantity_full"] == "new row"].iloc[0]["agree"] is None
+
+
+def test_archive_rejects_bad_names(tmp_path):
+    with pytest.raises(ValueError, match="size"):
+        archive.cells_path("tiny", "fig1")
+    with pytest.raises(ValueError, match="unknown figure"):
+        archive.cells_path("full", "fig99")
+    with pytest.raises(ValueError, match="no figure sweeps"):
+        archive.save_run(tmp_path, "full")
+
+
+def test_manifest_is_json():
+    for size in archive.KEPT_SIZES:
+        path = archive.ROOT / size / "runs.json"
+        if path.exists():
+            assert isinstance(json.loads(path.read_text()), dict)
