@@ -168,21 +168,38 @@ def rederive_tables(size: str | None = None) -> None:
         _write_table(s, {name: rederive(s, name) for name in kept_figures(s)})
 
 
-_NUMBER = re.compile(r"(?<=[=<>] )-?\d[\d.e+-]*")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 
 
-def _normalised(quantity: str) -> str:
-    """A quantity with its grid values blanked ("N = 32" -> "N = #"): the quick and full grids
+def _shape(quantity: str) -> tuple[str, list[str]]:
+    """A quantity's text with its numbers blanked, and the numbers: the quick and full grids
     differ, so "the largest N" carries a different number at each size."""
-    return _NUMBER.sub("#", quantity)
+    return _NUMBER.sub("#", quantity), _NUMBER.findall(quantity)
+
+
+def _partner(quantity: str, candidates: dict) -> int | None:
+    """The candidate (index -> quantity) of the same shape sharing most numbers with
+    ``quantity``; ties only between identical texts (a repeated row) go to the first."""
+    shape, nums = _shape(quantity)
+    scored = []
+    for j, other in candidates.items():
+        o_shape, o_nums = _shape(other)
+        if o_shape == shape:
+            scored.append((sum(a == b for a, b in zip(nums, o_nums)), j))
+    if not scored:
+        return None
+    best = max(score for score, _ in scored)
+    top = [j for score, j in scored if score == best]
+    return top[0] if len({candidates[j] for j in top}) == 1 else None
 
 
 def compare(quick: pd.DataFrame | None = None, full: pd.DataFrame | None = None) -> pd.DataFrame:
     """Match the quick and full claims and put their verdicts side by side.
 
     A row of one table is matched to the row of the other with the same figure and quantity;
-    failing that, to the only row with the same quantity once grid values are blanked. Rows
-    with no partner are kept with an empty verdict on the missing side.
+    failing that, to the row whose quantity differs only in its numbers and shares most of them
+    (a tie between different rows leaves it unmatched). Rows with no partner are kept with an
+    empty verdict on the missing side.
 
     Returns
     -------
@@ -203,13 +220,13 @@ def compare(quick: pd.DataFrame | None = None, full: pd.DataFrame | None = None)
             if hits:
                 pairs[i] = hits[0]
                 used_f.add(hits[0])
-        qn = {i: _normalised(x) for i, x in enumerate(q["quantity"]) if i not in pairs}
-        fn = {j: _normalised(x) for j, x in enumerate(f["quantity"]) if j not in used_f}
-        for i, key in qn.items():
-            cand = [j for j, k in fn.items() if k == key]
-            if len(cand) == 1 and list(qn.values()).count(key) == 1:
-                pairs[i] = cand[0]
-                used_f.add(cand[0])
+        for i, qq in enumerate(q["quantity"]):
+            if i in pairs:
+                continue
+            j = _partner(qq, {j: f["quantity"].iloc[j] for j in range(len(f)) if j not in used_f})
+            if j is not None:
+                pairs[i] = j
+                used_f.add(j)
         for i in range(len(q)):
             j = pairs.get(i)
             rows.append(_pair_row(fig, q.iloc[i], None if j is None else f.iloc[j]))

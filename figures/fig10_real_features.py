@@ -185,8 +185,8 @@ def claims(df) -> list:
             continue
         diff = (_acc(df, MAIN_SHARED) - _acc(df, base)).to_numpy(dtype=float)
         est, lo, hi = theory.bootstrap_ci(diff[:, 0], seed=0)
-        out.append(theory.Claim.from_bound(
-            theory.sharedrep_rate, figure=NAME,
+        out.append(theory.Claim.from_source(
+            theory.SHAREDREP_EXPERIMENTS, figure=NAME,
             quantity=f"minority held-out accuracy: {MAIN_SHARED} - {base}, p = {ps[0]:g} "
                      f"(HH-RLHF, MiniLM)",
             prediction="> 0 (SharedRep beats separate heads on the minority at small p)",

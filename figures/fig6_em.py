@@ -57,11 +57,7 @@ ITERS = (1, 2, 3, 5)  # refits with max_iter = t for the reward error vs iterati
 ARI_TARGET = 0.95
 DROP_TOL = 1e-9       # relative decrease of the EM objective counted as a violation
 
-EM_SOURCE = ("MaxMin-RLHF (Chakraborty et al. 2024, arXiv 2402.08925), Algorithm 2, as in "
-             "notes maxmin.md §3.2-3.4, §6.4 [S][C]")
 EM_NOTE = "empirical claim: no recovery guarantee for EM is stated in the notes"
-MONO_SOURCE = ("EM monotonicity (Dempster, Laird & Rubin 1977) and classification-EM "
-               "monotonicity; simulator/estimators/em.py docstring [P]")
 
 
 def spec(size: str = "quick") -> dict:
@@ -149,9 +145,13 @@ def _grid(df):
             np.array(sorted(df["eta"].unique()), dtype=float))
 
 
-def _empirical(quantity, prediction, kind, predicted=None, source=EM_SOURCE, note=EM_NOTE):
-    return theory.Claim(figure=NAME, quantity=quantity, prediction=prediction, kind=kind,
-                        predicted=predicted, source=source, verified=False, note=note)
+def _empirical(quantity, prediction, kind, predicted=None, source=theory.EM_ABLATION,
+               note=EM_NOTE):
+    """A row citing ``source`` (a :class:`theory.Source`): by default the notes' ablation plan,
+    whose directions are the project's hypotheses."""
+    return theory.Claim.from_source(source, figure=NAME, quantity=quantity,
+                                    prediction=prediction, kind=kind, predicted=predicted,
+                                    note=note)
 
 
 def _per_rep_mean(sub, col, by):
@@ -195,7 +195,7 @@ def _level_claims(df) -> list:
             out.append(_empirical(
                 f"mean ARI at {angles[-1]:g} deg, eta = {eta:g}, {LABELS[v]}",
                 f">= {ARI_TARGET} (near-perfect recovery)", "lower_bound",
-                predicted=ARI_TARGET).evaluate(
+                predicted=ARI_TARGET, source=theory.EM_RECOVERY).evaluate(
                 est, lo, hi, note=f"{len(vals)} replicates; "
                                   f"{round(eta * df['users'].iloc[0])} minority users"))
     return out
@@ -247,7 +247,7 @@ def _monotone_claims(df) -> list:
         out.append(_empirical(
             f"largest relative decrease of the {what} between iterations, {LABELS[v]}",
             f"<= {DROP_TOL:g} (monotone)", "upper_bound", predicted=DROP_TOL,
-            source=MONO_SOURCE,
+            source=theory.EM_ASCENT,
             note=f"max over all {len(df)} cells; relative to max(1, |objective|)").evaluate(
             est, lo, hi))
     return out

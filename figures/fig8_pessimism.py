@@ -25,8 +25,11 @@ so "the failure event" (a2 won) is a property of the replicate.
 
 Claims checked
 --------------
-* greedy, on the failure event: the slope of SubOpt in n is 0 (Thm 3.9: it does not vanish);
-* greedy, all replicates: mean SubOpt at the largest n >= 0.1 (Thm 3.9's constant);
+* greedy, on the failure event: the slope of SubOpt in n is 0 (it does not vanish: the phenomenon
+  of Thm 3.9, whose own instance is another design; the row cites this design's derived limit,
+  ``greedy_failure_limit``);
+* greedy, all replicates: mean SubOpt at the largest n equals that limit, ``P(a2 played)
+  (theta_1 - theta_2)``, within 25%;
 * pessimistic, on the failure event: slope of SubOpt in n <= -1/2 + 0.1 (Thm 3.2's rate);
 * pessimistic - greedy < 0 at the largest n (paired over replicates);
 * the (1 - delta) quantile of the pessimistic SubOpt is below Thm 3.2's bound with C = 1 at
@@ -122,25 +125,31 @@ def _by_seed(df, value, ns):
     return piv.reindex(columns=ns).dropna().to_numpy(dtype=float)
 
 
+GREEDY_RTOL = 0.25  # the quick run's 30 replicates give a CI of about +/- 0.1 on a mean of ~0.3
+
+
 def claims(df) -> list:
     """The rows of the theory-check table (module docstring)."""
     ns = np.array(sorted(df["n"].unique()), dtype=float)
     fail = df[df["uncovered_won"]]
-    src39 = ("Zhu, Jordan & Jiao 2023 (arXiv 2301.11270), Theorem 3.9 (greedy MLE can fail) "
-             "[V-secondary]")
     out = []
-    g_fit = theory.fit_loglog_slope(ns, _by_seed(fail, "subopt_greedy", ns), seed=0)
-    out.append(theory.Claim(NAME, "slope of greedy SubOpt vs n (uncovered arm won)", "0 (no decay)",
-                            "value", 0.0, atol=theory.DEFAULT_EXPONENT_TOL, source=src39)
-               .evaluate_fit(g_fit))
-    big = df[df["n"] == ns[-1]].sort_values("replicate")
-    est, lo, hi = theory.bootstrap_ci(big["subopt_greedy"].to_numpy(), seed=0)
     p_fail, limit = greedy_failure_limit(df["theta_1"].iloc[0], df["theta_2"].iloc[0],
                                          int(df["n_uncovered"].iloc[0]), df["B"].iloc[0])
-    out.append(theory.Claim(NAME, f"mean greedy SubOpt at n = {int(ns[-1])}", ">= 0.1",
-                            "lower_bound", 0.1, source=src39,
-                            note=f"[D] limit of this design {limit:.3f} (P(a2 played) = "
-                                 f"{p_fail:.3f})").evaluate(est, lo, hi))
+    # the greedy rows test this design's own n -> inf limit (derived), not Zhu et al.'s
+    # Theorem 3.9, whose instance (App. B.3) and constant are another design's
+    g_fit = theory.fit_loglog_slope(ns, _by_seed(fail, "subopt_greedy", ns), seed=0)
+    out.append(theory.Claim.from_bound(
+        greedy_failure_limit, figure=NAME, quantity="slope of greedy SubOpt vs n (uncovered arm won)",
+        prediction="0 (no decay: the uncovered arm's estimate is fixed by its m comparisons)",
+        kind="value", predicted=0.0, atol=theory.DEFAULT_EXPONENT_TOL).evaluate_fit(g_fit))
+    big = df[df["n"] == ns[-1]].sort_values("replicate")
+    est, lo, hi = theory.bootstrap_ci(big["subopt_greedy"].to_numpy(), seed=0)
+    out.append(theory.Claim.from_bound(
+        greedy_failure_limit, figure=NAME, quantity=f"mean greedy SubOpt at n = {int(ns[-1])}",
+        prediction=f"{limit:.3f} +/- {GREEDY_RTOL:.0%} (the n -> inf limit of this design)",
+        kind="value", predicted=limit, rtol=GREEDY_RTOL,
+        note=f"P(a2 played) = {p_fail:.3f}; the mean over {len(big)} replicates of a "
+             f"two-valued SubOpt").evaluate(est, lo, hi))
     p_fit = theory.fit_loglog_slope(ns, _by_seed(fail, "subopt_pessimistic", ns), seed=0)
     out.append(theory.Claim.from_bound(
         theory.pessimistic_suboptimality_bound, figure=NAME,
@@ -151,7 +160,9 @@ def claims(df) -> list:
     out.append(theory.Claim.from_bound(
         theory.pessimistic_suboptimality_bound, figure=NAME,
         quantity=f"pessimistic - greedy SubOpt at n = {int(ns[-1])}", prediction="< 0",
-        kind="less_than").evaluate(*theory.bootstrap_ci(diff, seed=0)))
+        kind="less_than", note=f"greedy's side from greedy_failure_limit ({limit:.3f} > 0), "
+                               f"pessimism's from Thm 3.2's vanishing bound")
+        .evaluate(*theory.bootstrap_ci(diff, seed=0)))
     out.append(_bound_claim(df, ns))
     return out
 

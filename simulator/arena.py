@@ -42,8 +42,9 @@ numba kernels), so ``fit_mb`` is a lower bound for those fits.
 
 Ours: ``SeparateMLE``, ``PooledMLE``, ``SharedRep``, ``EMMixture``, ``SharedLoRA``; peers:
 ``LoRe``, ``PALB``, ``PALA``, ``VPL``, DPO / GR-DPO; reference: ``OracleB`` (true ``B``), the planted
-truth. PAL-A (peer) is in protocol 4 only: its margin needs both responses' features, so its
-data must be drawn on an environment (``fit(data, env=env)``), which protocols 1-3 do not have.
+truth. PAL-A (peer) scores both responses' features (``fit(data, env=env)``): in protocol 4 those
+of the environment; in protocols 1-3, which draw only differences ``X``, each comparison becomes
+a context with two responses ``(Z -/+ X) / 2`` (:func:`item_pairs`: the same ``X`` and labels).
 Every random draw flows from the run seed through ``SeedSequence`` children keyed by name
 (:func:`simulator.seeding.named_child`).
 """
@@ -97,10 +98,43 @@ def estimators(k, n_units, vpl_iter, seed, unit="group"):
 
 def unit_accuracy(theta_units, unit_ids, test):
     """(overall, worst-group) held-out accuracy of per-unit rewards (a zero margin: half)."""
-    t = (2.0 * test.y - 1.0) * np.einsum("ij,ij->i", test.X, theta_units[unit_ids])
+    return margin_accuracy(np.einsum("ij,ij->i", test.X, theta_units[unit_ids]), test)
+
+
+def margin_accuracy(margin, test):
+    """(overall, worst-group) held-out accuracy of per-comparison margins ``log P(y=1)/P(y=0)``
+    (a zero margin counts half); groups are ``test.group``."""
+    t = (2.0 * test.y - 1.0) * np.asarray(margin, dtype=float)
     acc = np.where(t > 0, 1.0, np.where(t == 0, 0.5, 0.0))
     per_group = np.bincount(test.group, acc) / np.maximum(np.bincount(test.group), 1)
     return float(acc.mean()), float(per_group[np.bincount(test.group) > 0].min())
+
+
+def item_pairs(datasets, seed):
+    """``(env, datasets)``: every comparison of ``datasets`` as one context of an environment
+    with two responses, and the datasets with their ``context`` / ``actions``.
+
+    PAL-A's ideal-point margin needs both responses' features, protocols 1-3 draw only their
+    difference ``X``. ``phi(a0) = (Z - X) / 2``, ``phi(a1) = (Z + X) / 2`` with ``Z ~ N(0, I)``
+    independent of ``X`` give back ``phi(a1) - phi(a0) = X``, so every label and every other
+    method's data are unchanged; for ``X ~ N(0, I)`` the two responses are independent
+    ``N(0, I/2)``. One environment holds all the datasets (train, test, shots), so PAL-A scores
+    held-out pairs with the feature table of its fit.
+    """
+    from dataclasses import replace
+
+    from .arms import FiniteArmEnv
+
+    X = np.concatenate([d.X for d in datasets])
+    Z = np.random.default_rng(seed).standard_normal(X.shape)
+    env = FiniteArmEnv(np.stack([(Z - X) / 2.0, (Z + X) / 2.0], axis=1))
+    out, start = [], 0
+    for d in datasets:
+        n = d.X.shape[0]
+        out.append(replace(d, context=np.arange(start, start + n),
+                           actions=np.tile(np.array([0, 1]), (n, 1))))
+        start += n
+    return env, out
 
 
 def peak_mb(fn):
@@ -164,9 +198,28 @@ def groups_minority(params, seed) -> dict:
         out.update({f"{name}.accuracy": acc, f"{name}.worst_accuracy": worst,
                     f"{name}.minority_err": float(err[0]), f"{name}.fit_s": secs,
                     f"{name}.fit_mb": mb})
+    out.update(_pala_held_out(train, test, K, s_est, seed))
     out["truth.accuracy"], out["truth.worst_accuracy"] = unit_accuracy(pop.theta, test.group,
                                                                        test)
     return out
+
+
+def _pala_held_out(train, test, k, s_est, seed, *, units=None):
+    """PAL-A fitted on ``train`` as item pairs (:func:`item_pairs`): its held-out accuracy and
+    worst-group accuracy on ``test``, each test pair scored with its unit ``units`` (default its
+    group), judged by ``test.group``."""
+    from dataclasses import replace
+
+    from .estimators import PALA
+
+    (s_items,) = _seeds(seed, "items")
+    env, (tr, te) = item_pairs([train, test], s_items)
+    pala, secs, mb = _fit(PALA(k, seed=s_est), tr, env=env)
+    scored = te if units is None else replace(te, group=units, n_groups=train.n_groups,
+                                              user_group=None)
+    acc, worst = margin_accuracy(pala.margin(scored), te)
+    return {"PALA.accuracy": acc, "PALA.worst_accuracy": worst, "PALA.fit_s": secs,
+            "PALA.fit_mb": mb}
 
 
 def many_users(params, seed) -> dict:
@@ -201,7 +254,24 @@ def many_users(params, seed) -> dict:
             if theta is not None:
                 out[f"{name}.new_accuracy_{mm}"], _ = unit_accuracy(theta, new_test.group,
                                                                     new_test)
+    out.update(_pala_many_users(train, test, shots, new_test, K + 1, s_est, seed))
     out["truth.accuracy"], _ = unit_accuracy(pop.theta, test.group, test)
+    return out
+
+
+def _pala_many_users(train, test, shots, new_test, k, s_est, seed):
+    """Protocol 2's PAL-A: seen users' held-out accuracy and new users' after each shot count
+    (:meth:`PALA.fit_new_users` with the prototypes and M frozen)."""
+    from .estimators import PALA
+
+    (s_items,) = _seeds(seed, "items")
+    env, (tr, te, nt, *few) = item_pairs([train, test, new_test] + [f for _, f in shots],
+                                         s_items)
+    pala, secs, mb = _fit(PALA(k, seed=s_est), tr, env=env)
+    out = {"PALA.accuracy": margin_accuracy(pala.margin(te), te)[0], "PALA.fit_s": secs,
+           "PALA.fit_mb": mb}
+    for (mm, _), f in zip(shots, few):
+        out[f"PALA.new_accuracy_{mm}"] = margin_accuracy(pala.fit_new_users(f).margin(nt), nt)[0]
     return out
 
 
@@ -230,6 +300,8 @@ def latent_groups(params, seed) -> dict:
         out[f"{name}.accuracy"], out[f"{name}.worst_accuracy"] = unit_accuracy(th, test.user,
                                                                                test)
         out[f"{name}.fit_s"], out[f"{name}.fit_mb"] = secs, mb
+    # PAL-A sees users as its units too: it scores test pairs by user, judged by true group
+    out.update(_pala_held_out(hidden, test, K, s_est, seed, units=test.user.copy()))
     out["truth.accuracy"], out["truth.worst_accuracy"] = unit_accuracy(
         pop.theta[pop.user_group], test.user, test)
     return out

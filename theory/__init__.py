@@ -73,16 +73,27 @@ from .lowrank import (
     subspace_sin_theta_rate,
 )
 from .maxmin import (
+    EM_ABLATION,
+    EM_ASCENT,
+    EM_RECOVERY,
+    THEOREM1_DIRECTIONS,
     THEOREM1_EXPONENT_VERIFIED,
+    THEOREM1_SQUARED,
     alignment_gap_quadratic_approx,
     bt_preference_tv,
     lemma1_reward_mismatch_lower_bound,
     mixture_tv_to_group,
     theorem1_alignment_gap_lower_bound,
 )
-from .provenance import REGISTRY, Source, source_of, sourced
+from .provenance import REGISTRY, Source, register, source_of, sourced
 from .regimes import ASYMPTOTIC_C, MAX_CURVATURE, asymptotic_min_n, gaussian_bt_curvature
-from .sharedrep import separate_mle_rate, sharedrep_crossover_eta, sharedrep_rate
+from .sharedrep import (
+    SHAREDREP_EXPERIMENTS,
+    separate_mle_rate,
+    sharedrep_class_saturates,
+    sharedrep_crossover_eta,
+    sharedrep_rate,
+)
 from .verdicts import (
     DEFAULT_EXPONENT_TOL,
     DOES_NOT_HOLD,
@@ -105,6 +116,9 @@ __all__ = [
     "DEFAULT_C",
     "DEFAULT_EXPONENT_TOL",
     "DOES_NOT_HOLD",
+    "EM_ABLATION",
+    "EM_ASCENT",
+    "EM_RECOVERY",
     "HOLDS",
     "INCONCLUSIVE",
     "MAX_CURVATURE",
@@ -114,7 +128,10 @@ __all__ = [
     "PENALISED",
     "PHASES",
     "REGISTRY",
+    "SHAREDREP_EXPERIMENTS",
+    "THEOREM1_DIRECTIONS",
     "THEOREM1_EXPONENT_VERIFIED",
+    "THEOREM1_SQUARED",
     "VERDICTS",
     "Claim",
     "ClaimResult",
@@ -144,12 +161,14 @@ __all__ = [
     "oracle_subspace_avg_error",
     "pessimistic_suboptimality_bound",
     "quantile_across_seeds",
+    "register",
     "separate_mle_rate",
     "shared_lowrank_avg_error",
     "shared_subspace_phase",
     "shared_subspace_phase_boundary",
     "shared_subspace_two_phase_rate",
     "shared_to_oracle_ratio",
+    "sharedrep_class_saturates",
     "sharedrep_crossover_eta",
     "sharedrep_rate",
     "sharelora_param_counts",

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .fitting import SlopeFit, fit_loglog_slope
-from .provenance import source_of
+from .provenance import Source, source_of
 from .verdicts import (
     OUTSIDE_REGIME,
     VERDICTS,
@@ -190,7 +190,21 @@ class Claim:
         **kwargs
             The other :class:`Claim` fields. A ``note`` is prefixed with the source's caveat.
         """
-        src = source_of(bound_fn)
+        return cls.from_source(source_of(bound_fn), **kwargs)
+
+    @classmethod
+    def from_source(cls, src: Source, **kwargs: Any) -> Claim:
+        """Build a claim citing a :class:`theory.provenance.Source` directly (a statement no
+        function computes, e.g. a theorem's direction; see :func:`theory.provenance.register`).
+
+        Parameters
+        ----------
+        src : Source
+        **kwargs
+            The other :class:`Claim` fields. A ``note`` is prefixed with the source's caveat.
+        """
+        if not isinstance(src, Source):
+            raise TypeError(f"src must be a Source, got {type(src).__name__}")
         note = kwargs.pop("note", "")
         joined = "; ".join(s for s in (note, src.note) if s)
         return cls(source=src.cite(), verified=src.verified, note=joined, source_kind=src.kind,

@@ -32,9 +32,14 @@ from ._validate import (
     check_unit_interval_closed,
     scalar_or_array,
 )
-from .provenance import Source, sourced
+from .provenance import Source, register, sourced
 
 __all__ = [
+    "EM_ABLATION",
+    "EM_ASCENT",
+    "EM_RECOVERY",
+    "THEOREM1_DIRECTIONS",
+    "THEOREM1_SQUARED",
     "THEOREM1_EXPONENT_VERIFIED",
     "alignment_gap_quadratic_approx",
     "bt_preference_tv",
@@ -50,6 +55,42 @@ _MAXMIN = "Chakraborty et al. 2024, MaxMin-RLHF (arXiv 2402.08925)"
 _MAXMIN_AT = {"url": "https://arxiv.org/abs/2402.08925",
               "looked_in": "shared/research/maxmin.md §2.3-2.4, which had the statement from a "
                            "machine-written summary; the arXiv abstract page"}
+
+THEOREM1_DIRECTIONS = register("theory.maxmin.THEOREM1_DIRECTIONS", Source(
+    _MAXMIN, "Theorem 1, qualitative content: the gap is positive for epsilon > 0 and grows with "
+    "epsilon and with 1 - eta(u)", "[S]", False,
+    "a direction of the gap itself, as machine-written summaries (teleo-codex, alphaXiv) state "
+    "it; a lower bound alone would not imply it", **_MAXMIN_AT))
+"""The directions of MaxMin-RLHF's Theorem 1 (what fig4's sign rows test)."""
+
+THEOREM1_SQUARED = register("theory.maxmin.THEOREM1_SQUARED", Source(
+    "research notes (maxmin.md)", "§2.4 CAUTION: the squared reading (epsilon (1 - eta(u)))^2 "
+    "of Theorem 1, from a strong-concavity argument", "[I]", False,
+    "the notes' reconstruction, in no summary of the paper; constant 64, L_pi, lambda_psi, D as "
+    "in the written form", looked_in="shared/research/maxmin.md §2.4 (CAUTION)"))
+"""Theorem 1 with exponent 2: the notes' reading, not the paper's statement."""
+
+EM_RECOVERY = register("theory.maxmin.EM_RECOVERY", Source(
+    _MAXMIN, "experiments: EM (Algorithm 2) recovers the two user groups (cluster accuracy over "
+    "EM iterations)", "[S]", False,
+    "a finding as summaries report it, numbers unknown; no recovery guarantee is stated",
+    url=_MAXMIN_AT["url"], looked_in="shared/research/maxmin.md §5.1 (findings [S], figure [R])"))
+"""MaxMin-RLHF's experimental claim that EM finds the groups (fig6's level rows)."""
+
+EM_ABLATION = register("theory.maxmin.EM_ABLATION", Source(
+    "research notes (maxmin.md)", "§7.1 EM ablations: recovery improves with separation; soft EM "
+    "with mixing weights and k-means++ initialisation against Algorithm 2", "[I]", False,
+    "the project's hypotheses for an ablation the notes plan, not statements of the paper",
+    looked_in="shared/research/maxmin.md §3.2-3.4, §6.4, §7.1"))
+"""The directions fig6's separation and soft-vs-hard rows test: hypotheses, not theorems."""
+
+EM_ASCENT = register("theory.maxmin.EM_ASCENT", Source(
+    "derived for the simulator", "EM ascent (Dempster, Laird & Rubin 1977): with an exact "
+    "M-step neither step decreases the MAP-EM objective (soft) or the classification likelihood "
+    "(hard)", "[D]", False,
+    "holds for this implementation's exact M-step (simulator/estimators/em.py)",
+    kind="derived identity", looked_in="simulator/estimators/em.py docstring; the standard proof"))
+"""The monotonicity fig6 checks (an identity of the algorithm, not a rate)."""
 
 
 @sourced(

@@ -15,6 +15,7 @@ Confidence tags are those of the research notes in ``shared/research/``:
 ``[I]``  inference / reconstruction in the notes (parameter counting, standard arguments); NOT
          from the paper.
 ``[D]``  derived in the notes for the simulator (an identity or a local expansion).
+``[T]``  a target the project set itself (an issue's acceptance criterion), not theory.
 
 ``verified`` is ``True`` only when the exact statement, *including its constant*, has been checked
 against the paper text. At the time of writing no theorem body was available to the notes, so every
@@ -33,19 +34,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["KIND_OF_TAG", "REGISTRY", "SOURCE_KINDS", "Source", "source_of", "sourced"]
+__all__ = ["KIND_OF_TAG", "REGISTRY", "SOURCE_KINDS", "Source", "register", "source_of",
+           "sourced"]
 
 F = TypeVar("F", bound=Callable)
 
 SOURCE_KINDS = ("paper", "secondary summary", "reconstruction", "derived identity",
-                "derived approximation")
+                "derived approximation", "project target")
 """What a statement is: a theorem / lemma of a paper (its form as the literature reports it),
 a machine-written or third-party summary of a paper, a reconstruction of the research notes
 (parameter counting, standard arguments; not any paper's statement), an exact identity derived for
-the simulator, or a derived approximation (a local expansion, a limit)."""
+the simulator, a derived approximation (a local expansion, a limit), or a target the project set
+itself (an issue's acceptance criterion: no theory behind it)."""
 
 KIND_OF_TAG = {"[P]": "paper", "[V]": "paper", "[S]": "secondary summary",
-               "[I]": "reconstruction", "[D]": "derived identity"}
+               "[I]": "reconstruction", "[D]": "derived identity", "[T]": "project target"}
 """The kind a tag implies when a record does not name one."""
 
 
@@ -123,6 +126,16 @@ def sourced(source: Source) -> Callable[[F], F]:
         return fn
 
     return wrap
+
+
+def register(name: str, source: Source) -> Source:
+    """Record a statement that no function computes (a direction, a reading of a theorem) under
+    ``name`` in :data:`REGISTRY`; returns ``source`` (cite it with
+    :meth:`theory.claims.Claim.from_source`)."""
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be a Source, got {type(source).__name__}")
+    REGISTRY[name] = source
+    return source
 
 
 def source_of(fn: Callable) -> Source:

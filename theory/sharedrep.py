@@ -27,16 +27,28 @@ from ._validate import (
     scalar_or_array,
 )
 from .bt_mle import DEFAULT_C
-from .provenance import Source, sourced
+from .provenance import Source, register, sourced
 
 __all__ = [
+    "SHAREDREP_EXPERIMENTS",
     "separate_mle_rate",
+    "sharedrep_class_saturates",
     "sharedrep_crossover_eta",
     "sharedrep_rate",
 ]
 
 _NOTES = "research notes (sharedrep.md)"
 _NOTES_LOOKED = "shared/research/sharedrep.md (a reconstruction: no paper states it)"
+
+
+SHAREDREP_EXPERIMENTS = register("theory.sharedrep.SHAREDREP_EXPERIMENTS", Source(
+    "Mukherjee, Bullo & Gunduz 2025, SharedRep-RLHF (arXiv 2509.03672)",
+    "experiments (abstract): a shared representation beats MaxMin-RLHF's per-group rewards when "
+    "the minority is small ('a gain of up to 20% in win rate')", "[P]", False,
+    "an empirical claim on LLM tasks, read in the abstract; fig10 tests its direction with "
+    "frozen-encoder linear heads", url="https://arxiv.org/abs/2509.03672",
+    looked_in="arXiv abstract and abstract aggregators (shared/research/sharedrep.md §1)"))
+"""SharedRep-RLHF's experimental claim (what fig10's real-feature rows test)."""
 
 
 def _log_term(delta: Any, n_groups: Any) -> np.ndarray | float:
@@ -206,3 +218,38 @@ def sharedrep_crossover_eta(d: Any, k: Any) -> float | np.ndarray:
     """
     k, d = check_rank(k, d)
     return scalar_or_array((1.0 / np.sqrt(k) - 1.0 / np.sqrt(d)) ** 2)
+
+
+@sourced(
+    Source(
+        "derived for the simulator",
+        "model-class identity: for k >= U, {(B w_1, ..., B w_U)} = (R^d)^U",
+        "[D]",
+        False,
+        "exact: take B = Theta (d x U) and W = I_U (on the simplex too); the SharedRep MLE is "
+        "then the per-group MLE up to the ridges, so SharedRep cannot gain over Separate",
+        kind="derived identity",
+        looked_in="exact algebra (a rank-k factorisation of a d x U matrix with U <= k)",
+    )
+)
+def sharedrep_class_saturates(k: Any, n_groups: Any) -> bool | np.ndarray:
+    """Whether SharedRep's model class with ``k`` traits holds every ``U``-tuple of parameters.
+
+    True iff ``k >= U``: ``Theta = B W`` with ``B = Theta``, ``W = I_U`` reaches any ``Theta``
+    (d x U), so the fit equals the separate per-group fit up to the ridges.
+
+    Parameters
+    ----------
+    k : int or array_like
+        Traits, integer >= 1.
+    n_groups : int or array_like
+        Groups ``U``, integer >= 1.
+
+    Returns
+    -------
+    bool or numpy.ndarray of bool
+    """
+    k = check_dimension("k", k)
+    U = check_dimension("n_groups", n_groups)
+    out = k >= U
+    return bool(out) if out.ndim == 0 else out

@@ -59,7 +59,8 @@ def test_claims_verdicts_on_planted_gaps():
     fail = next(c for q, c in res.items() if q.startswith("many_users"))
     assert hold.measured == pytest.approx(0.02 - 0.0015) and hold.verdict == "holds"
     assert fail.measured == pytest.approx(-0.05 - 0.0015) and fail.verdict == "does not hold"
-    assert not hold.verified and hold.source == "issue #14 target (project's own)"
+    assert not hold.verified and hold.source == fig9.SOURCE.cite()
+    assert hold.source_kind == "project target" and hold.source.startswith("issue #14")
 
 
 def test_points_table_cells():

@@ -148,3 +148,51 @@ def test_fit_mb_in_every_protocol(proto):
     assert timed and timed == {k.split(".")[0] for k in out if k.endswith(".fit_mb")}
     for m in timed:
         assert math.isfinite(out[f"{m}.fit_mb"]) and out[f"{m}.fit_mb"] >= 0
+
+
+def test_item_pairs_keep_every_difference_and_label():
+    from simulator import Population
+
+    pop = Population.shared(6, 2, [0.3, 0.7], seed=0)
+    a, b = pop.sample(400, seed=1), pop.sample(300, seed=2)
+    env, (pa, pb) = protocols.item_pairs([a, b], 7)
+    assert env.features.shape == (700, 2, 6)
+    for orig, paired in ((a, pa), (b, pb)):
+        phi0 = env.features[paired.context, paired.actions[:, 0]]
+        phi1 = env.features[paired.context, paired.actions[:, 1]]
+        np.testing.assert_allclose(phi1 - phi0, orig.X, atol=1e-12)
+        np.testing.assert_array_equal(paired.y, orig.y)
+        np.testing.assert_array_equal(paired.group, orig.group)
+    np.testing.assert_array_equal(pb.context, np.arange(400, 700))
+    # X ~ N(0, I): the two responses are uncorrelated, each N(0, I/2) (2000 pairs: sd ~ 0.02)
+    big = pop.sample(4000, seed=3)
+    env, (pb,) = protocols.item_pairs([big], 8)
+    f0, f1 = env.features[:, 0], env.features[:, 1]
+    cross = (f0 - f0.mean(0)).T @ (f1 - f1.mean(0)) / len(f0)
+    assert np.abs(cross).max() < 0.06
+    np.testing.assert_allclose(np.diag(np.cov(f0.T)), 0.5, atol=0.06)
+
+
+def test_margin_accuracy_is_unit_accuracy_for_linear_rewards():
+    from simulator import Population
+
+    pop = Population.shared(5, 2, [0.2, 0.8], seed=4)
+    test = pop.sample(500, seed=5, group_sampling="fixed")
+    margins = np.einsum("ij,ij->i", test.X, pop.theta[test.group])
+    assert protocols.margin_accuracy(margins, test) == protocols.unit_accuracy(pop.theta,
+                                                                              test.group, test)
+    acc, worst = protocols.margin_accuracy(np.zeros(len(test.y)), test)  # zero margin: half
+    assert acc == worst == 0.5
+
+
+@pytest.mark.parametrize("proto", ["groups_minority", "many_users", "latent_groups"])
+def test_pal_a_in_protocols_1_to_3(proto):
+    p = next(pp for name, pp in protocols.protocol_grid("tiny") if name == proto)
+    out = protocols.PROTOCOLS[proto](p, np.random.SeedSequence(11))
+    keys = {k for k in out if k.startswith("PALA.")}
+    assert {"PALA.accuracy", "PALA.fit_s", "PALA.fit_mb"} <= keys
+    assert 0.4 <= out["PALA.accuracy"] <= 1.0  # a fitted ideal-point model, not a coin
+    if proto != "many_users":
+        assert 0.0 <= out["PALA.worst_accuracy"] <= out["PALA.accuracy"]
+    else:
+        assert all(f"PALA.new_accuracy_{m}" in out for m in p["shots"])

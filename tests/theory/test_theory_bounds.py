@@ -159,7 +159,7 @@ def test_every_bound_is_flagged_unverified_with_a_source():
     assert len(t.REGISTRY) >= 20
     for name, src in t.REGISTRY.items():
         assert src.verified is False, name
-        assert src.tag in {"[P]", "[S]", "[I]", "[D]", "[V]"}, name
+        assert src.tag in {"[P]", "[S]", "[I]", "[D]", "[V]", "[T]"}, name
         assert src.reference and src.where, name
     for fn in (t.sharedrep_rate, t.shared_lowrank_avg_error, t.theorem1_alignment_gap_lower_bound):
         assert fn.VERIFIED is False

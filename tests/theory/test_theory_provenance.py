@@ -88,3 +88,68 @@ def test_fig1_and_fig3_rows_cite_what_they_test():
     assert l2 and all("Lemma 3.1" in c.source and "Theorem 3.10" not in c.source for c in l2)
     assert all(c.source_kind == "derived identity" for c in l2)
     assert "Theorem 1" not in fig3_policy._SINGLE_REWARD_SOURCE["source"]
+
+
+def _rows(name):
+    from figures import archive
+
+    return archive.rederive("full", name)
+
+
+def test_fig2_fig4_fig5_fig6_fig8_rows_cite_what_they_test():
+    """The full read of theory/ against the figures (#15 item 2), on the kept full runs."""
+    fig2 = _rows("fig2")
+    no_gain = [c for c in fig2 if c.quantity.startswith("(SharedRep - Separate) / Separate")]
+    assert no_gain and all(c.source_kind == "derived identity" and "model-class" in c.source
+                           for c in no_gain)
+    small_eta = [c for c in fig2 if "SharedRep - Separate minority error at eta = 0.01" in c.quantity]
+    assert small_eta and all("§3.2(c) vs (b)" in c.source for c in small_eta)  # the crossover
+    oracle = [c for c in fig2 if c.quantity.startswith("OracleB")]
+    assert {c.source for c in oracle} == {
+        theory.source_of(theory.oracle_subspace_avg_error).cite(),
+        theory.source_of(theory.independent_to_oracle_ratio).cite()}
+    fig4 = _rows("fig4")
+    signs = [c for c in fig4 if c.quantity.startswith("slope of group-u gap")]
+    assert len(signs) == 4 and all(c.source == theory.THEOREM1_DIRECTIONS.cite() for c in signs)
+    as_written = [c for c in fig4 if c.quantity.startswith("exponent")
+                  and c.prediction.startswith("<= 1 + 0.1")]
+    assert len(as_written) == 2 and all(c.verdict == theory.DOES_NOT_HOLD for c in as_written)
+    squared = [c for c in fig4 if "squared reading (exponent 2)" in c.prediction]
+    assert squared and all(c.source_kind == "reconstruction" for c in squared)
+    fig5 = _rows("fig5")
+    vs_k = [c for c in fig5 if "minus at k =" in c.quantity]
+    assert vs_k and all("minus at k = 8," in c.quantity for c in vs_k)  # the largest k < U = 10
+    fig6 = _rows("fig6")
+    assert all(c.source_kind and c.source for c in fig6)
+    assert {c.source for c in fig6 if c.quantity.startswith("mean ARI")} == {
+        theory.EM_RECOVERY.cite()}
+    assert {c.source_kind for c in fig6 if "decrease" in c.quantity} == {"derived identity"}
+    fig8 = _rows("fig8")
+    greedy = [c for c in fig8 if "greedy SubOpt" in c.quantity and "pessimistic" not in c.quantity]
+    from theory.pessimism import greedy_failure_limit
+    assert len(greedy) == 2 and all(c.source == theory.source_of(greedy_failure_limit).cite()
+                                    for c in greedy)
+    assert all("Theorem 3.9 [V" not in c.source for c in fig8)
+
+
+def test_from_source_and_register():
+    src = theory.Source("derived for the simulator", "an identity", "[D]")
+    assert theory.register("tests.an_identity", src) is src
+    assert theory.REGISTRY["tests.an_identity"] is src
+    c = theory.Claim.from_source(src, figure="f", quantity="q", prediction="p", kind="less_than",
+                                 note="mine")
+    assert c.source == src.cite() and c.source_kind == "derived identity" and c.note == "mine"
+    with pytest.raises(TypeError, match="Source"):
+        theory.register("x", "not a source")
+    with pytest.raises(TypeError, match="Source"):
+        theory.Claim.from_source("not a source", figure="f", quantity="q", prediction="p",
+                                 kind="less_than")
+    del theory.REGISTRY["tests.an_identity"]
+
+
+def test_sharedrep_class_saturates():
+    assert theory.sharedrep_class_saturates(3, 3) and theory.sharedrep_class_saturates(4, 2)
+    assert not theory.sharedrep_class_saturates(2, 3)
+    assert list(theory.sharedrep_class_saturates([1, 2, 4, 8, 16], 10)) == [False] * 4 + [True]
+    with pytest.raises(ValueError, match="n_groups"):
+        theory.sharedrep_class_saturates(2, 0)
