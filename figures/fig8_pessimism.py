@@ -150,12 +150,17 @@ def claims(df) -> list:
         kind="value", predicted=limit, rtol=GREEDY_RTOL,
         note=f"P(a2 played) = {p_fail:.3f}; the mean over {len(big)} replicates of a "
              f"two-valued SubOpt").evaluate(est, lo, hi))
-    p_fit = theory.fit_loglog_slope(ns, _by_seed(fail, "subopt_pessimistic", ns), seed=0)
+    # the covered comparisons a0 vs a1 have curvature sigma'(theta_1): the n^-1/2 rate needs
+    # gamma (n - m) >= 10 d (theory/regimes.py), d = 2
+    gamma = float(theory.sigmoid_derivative(df["theta_1"].iloc[0]))
+    min_n = float(theory.asymptotic_min_n(2, gamma=gamma)) + int(df["n_uncovered"].iloc[0])
     out.append(theory.Claim.from_bound(
         theory.pessimistic_suboptimality_bound, figure=NAME,
         quantity="slope of pessimistic SubOpt vs n (uncovered arm won)",
         prediction="<= -1/2 + 0.1 (Thm 3.2 rate n^-1/2)", kind="upper_bound",
-        predicted=-0.5 + theory.DEFAULT_EXPONENT_TOL).evaluate_fit(p_fit))
+        predicted=-0.5 + theory.DEFAULT_EXPONENT_TOL, regime="gamma (n - m) >= 10 d, d = 2")
+        .evaluate_slope(ns, _by_seed(fail, "subopt_pessimistic", ns), inside=ns >= min_n,
+                        note=f"gamma = sigma'(theta_1) = {gamma:.3f}: n >= {min_n:.0f}"))
     diff = (big["subopt_pessimistic"] - big["subopt_greedy"]).to_numpy()
     out.append(theory.Claim.from_bound(
         theory.pessimistic_suboptimality_bound, figure=NAME,
