@@ -37,10 +37,16 @@ def spec(size: str = "quick") -> dict:
             "size": size, "axes": {"setting": list(range(n))}}
 
 
-def cell(params: dict, seed) -> dict:
-    """One replicate of protocol setting ``params["setting"]`` at ``params["size"]``."""
+def cell(params: dict, seed, replicate: int = 0) -> dict:
+    """One replicate of protocol setting ``params["setting"]`` at ``params["size"]``; only
+    replicate 0 measures ``fit_mb`` (a fit's memory depends on its sizes, not its seed, and
+    tracing runs every fit a second time)."""
     proto, p = arena.protocol_grid(params["size"])[int(params["setting"])]
-    return arena.PROTOCOLS[proto](p, seed)
+    with arena.memory_traced(replicate == 0):
+        return arena.PROTOCOLS[proto](p, seed)
+
+
+cell.wants_replicate = True
 
 
 def _label(size, setting):

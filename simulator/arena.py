@@ -38,7 +38,9 @@ fit (a deep copy of the unfitted estimator, same seed): tracemalloc slows alloca
 traced fit's numbers are identical to the untraced one's (tested). tracemalloc counts the
 allocations of Python objects and of numpy arrays; it does NOT count torch's own CPU allocator
 (VPL's tensors, the torch kernels) nor numba's runtime allocator (arrays created inside the
-numba kernels), so ``fit_mb`` is a lower bound for those fits.
+numba kernels), so ``fit_mb`` is a lower bound for those fits. Within
+``memory_traced(False)`` nothing is traced (``fit_mb`` NaN, one fit each): fig9 traces replicate
+0 of each setting only.
 
 Ours: ``SeparateMLE``, ``PooledMLE``, ``SharedRep``, ``EMMixture``, ``SharedLoRA``; peers:
 ``LoRe``, ``PALB``, ``PALA``, ``VPL``, DPO / GR-DPO; reference: ``OracleB`` (true ``B``), the planted
@@ -51,6 +53,8 @@ Every random draw flows from the run seed through ``SeedSequence`` children keye
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import time
 import tracemalloc
@@ -59,8 +63,8 @@ import numpy as np
 
 OURS = ("SeparateMLE", "PooledMLE", "SharedRep", "SharedRep+pull", "SharedLoRA", "EMMixture")
 PEERS = ("LoRe", "PALB", "PALA", "VPL", "DPO", "GR-DPO")
-SIZES = {  # quick: ~3 minutes on 2 cores for the four protocols at 3 seeds (measured 194 s;
-    # every fit runs twice: timed, then traced for fit_mb)
+SIZES = {  # quick: ~3 minutes on 2 cores for the four protocols at 3 seeds in bench arena
+    # (measured 194 s; every fit runs twice: timed, then traced for fit_mb)
     "tiny": dict(seeds=2, d=4, n_group=60, n_users=12, n_per=20, n_new=8, shots=(5,),
                  users_per_group=3, env=(6, 3), vpl_iter=30, test=50),
     "quick": dict(seeds=3, d=8, n_group=300, n_users=100, n_per=20, n_new=50,
@@ -158,14 +162,30 @@ def peak_mb(fn):
     return out, (peak - base) / 2.0 ** 20
 
 
+_TRACE_MEMORY = contextvars.ContextVar("arena_trace_memory", default=True)
+
+
+@contextlib.contextmanager
+def memory_traced(on: bool):
+    """Within the block, fits are measured for ``fit_mb`` only if ``on`` (else ``fit_mb`` is
+    NaN and every fit runs once): fig9 traces one replicate per setting, since a fit's memory
+    depends on its sizes, not its seed."""
+    token = _TRACE_MEMORY.set(bool(on))
+    try:
+        yield
+    finally:
+        _TRACE_MEMORY.reset(token)
+
+
 def _measured(fn):
     """``(fn(), seconds, peak MiB)``: ``fn`` timed untraced, then run again under tracemalloc
     (which would inflate the time 2-4x); ``fn`` must be deterministic and build its own
-    state, and the first run's result is returned."""
+    state, and the first run's result is returned. Outside :func:`memory_traced` ``(True)``
+    the peak is NaN and ``fn`` runs once."""
     t = time.perf_counter()
     out = fn()
     secs = time.perf_counter() - t
-    _, mb = peak_mb(fn)
+    mb = peak_mb(fn)[1] if _TRACE_MEMORY.get() else float("nan")
     return out, secs, mb
 
 
@@ -286,7 +306,9 @@ def latent_groups(params, seed) -> dict:
     pop = Population.shared(params["d"], K, minority_proportions(params["minority"], U),
                             seed=s_pop, users_per_group=params["users_per_group"])
     n_users = pop.n_users
-    train = pop.sample(params["n_group"] * U, seed=s_tr)
+    # every user labels some pairs (shared out evenly within a group): a per-user unit with no
+    # data has no fit (found by the full-size run: a 1% minority over 20 users left some empty)
+    train = pop.sample(params["n_group"] * U, seed=s_tr, user_sampling="fixed")
     test = pop.sample(params["test"] * U, seed=s_te, group_sampling="fixed")
     hidden = replace(train, group=train.user.copy(), n_groups=n_users, user_group=None)
     ests = estimators(K, n_users, params["vpl_iter"], s_est, unit="group")

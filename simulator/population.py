@@ -586,7 +586,8 @@ class Population:
         g = np.repeat(np.arange(self.n_groups), counts)
         return rng.permutation(g)
 
-    def sample(self, n: int, seed, *, env=None, group_sampling: str = "random") -> PreferenceData:
+    def sample(self, n: int, seed, *, env=None, group_sampling: str = "random",
+               user_sampling: str = "random") -> PreferenceData:
         """Draw ``n`` labelled comparisons.
 
         Parameters
@@ -601,10 +602,16 @@ class Population:
             ``actions``. Without it, X ~ feature_scale * N(0, Sigma).
         group_sampling : {"random", "fixed"}
             "random": each comparison's group drawn with the proportions; "fixed": exactly
-            ``round(eta_u n)`` comparisons per group. Users are uniform within the group.
+            ``round(eta_u n)`` comparisons per group.
+        user_sampling : {"random", "fixed"}
+            "random": each comparison's user uniform within its group; "fixed": a group's
+            comparisons shared out as evenly as possible among its users (counts differ by at
+            most one, in random order), so every user labels some pairs once the group has at
+            least ``users_per_group`` of them (MaxMin-RLHF's users each label ``n_h`` pairs).
         """
         n = check_int(n, "n", low=1)
         group_sampling = check_choice(group_sampling, "group_sampling", GROUP_SAMPLING)
+        user_sampling = check_choice(user_sampling, "user_sampling", GROUP_SAMPLING)
         if env is not None:
             from .arms import FiniteArmEnv
 
@@ -615,7 +622,15 @@ class Population:
         r_group, r_user, r_x, r_label = (np.random.Generator(np.random.PCG64(s))
                                          for s in child_seeds(seed, 4))
         group = self._groups(int(n), r_group, group_sampling)
-        user = group * self.users_per_group + r_user.integers(0, self.users_per_group, size=n)
+        upg = self.users_per_group
+        if user_sampling == "fixed":
+            within = np.empty(int(n), dtype=np.int64)
+            for g in range(self.n_groups):
+                idx = np.flatnonzero(group == g)
+                within[idx] = r_user.permutation(np.arange(idx.size) % upg)
+            user = group * upg + within
+        else:
+            user = group * upg + r_user.integers(0, upg, size=n)
         context = actions = None
         if env is None:
             X = self._features(int(n), r_x)

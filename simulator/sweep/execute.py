@@ -129,7 +129,7 @@ def execute(job: dict) -> dict:
         with limit_threads(job.get("threads", 1)):
             task = get_task(job["task"])
             seed = derive_seed_sequence(job["root_seed"], job["seed_key"], job["replicate"])
-            metrics = clean_metrics(task(job["params"], seed))
+            metrics = clean_metrics(task(job["params"], seed, job["replicate"]))
         status, error = "ok", None
     except Exception as exc:  # recorded, the sweep goes on
         metrics = {}

@@ -42,8 +42,13 @@ class Task:
     validate: Callable | None = None
     seed_ignore: tuple = ()
     check: Callable | None = None
+    wants_replicate: bool = False
 
-    def __call__(self, params, seed):
+    def __call__(self, params, seed, replicate: int = 0):
+        # the replicate index is passed only to tasks that ask for it (``fn.wants_replicate``):
+        # e.g. to measure something once per grid point; every draw still flows from ``seed``
+        if self.wants_replicate:
+            return self.fn(params, seed, replicate)
         return self.fn(params, seed)
 
 
@@ -54,7 +59,8 @@ _RESOLVED: dict[str, Task] = {}
 def _as_task(name: str, fn: Callable, validate=None, seed_ignore=(), check=None) -> Task:
     return Task(name, fn, validate if validate is not None else getattr(fn, "validate", None),
                 tuple(seed_ignore or getattr(fn, "seed_ignore", ())),
-                check if check is not None else getattr(fn, "check", None))
+                check if check is not None else getattr(fn, "check", None),
+                bool(getattr(fn, "wants_replicate", False)))
 
 
 def register_task(name: str, fn: Callable, *, validate: Callable | None = None,

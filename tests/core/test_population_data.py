@@ -400,3 +400,23 @@ def test_task_diversity_known_answers():
     np.testing.assert_allclose(iso.task_diversity(), (0.5, 1.0), rtol=1e-12)
     skew = Population(B, np.array([[2.0, 0.0], [0.0, 1.0]]), [0.5, 0.5])
     np.testing.assert_allclose(skew.task_diversity(), (0.5, 2.5), rtol=1e-12)
+
+
+def test_fixed_user_sampling_shares_a_groups_pairs_evenly():
+    from simulator import Population
+
+    pop = Population.shared(4, 2, [0.02, 0.98], seed=0, users_per_group=7)
+    rnd = pop.sample(3000, seed=1)
+    fix = pop.sample(3000, seed=1, user_sampling="fixed")
+    # the same groups, features and labels: only the user ids move, within their group
+    np.testing.assert_array_equal(fix.group, rnd.group)
+    np.testing.assert_array_equal(fix.X, rnd.X)
+    np.testing.assert_array_equal(fix.y, rnd.y)
+    np.testing.assert_array_equal(fix.user // 7, fix.group)
+    for g in range(2):
+        counts = np.bincount(fix.user[fix.group == g] - 7 * g, minlength=7)
+        assert counts.max() - counts.min() <= 1 and counts.min() >= 1
+    # the default is unchanged by the option's existence (same stream, same draw)
+    np.testing.assert_array_equal(pop.sample(3000, seed=1, user_sampling="random").user, rnd.user)
+    with pytest.raises(ValueError, match="user_sampling"):
+        pop.sample(10, seed=1, user_sampling="even")

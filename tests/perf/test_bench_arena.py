@@ -196,3 +196,35 @@ def test_pal_a_in_protocols_1_to_3(proto):
         assert 0.0 <= out["PALA.worst_accuracy"] <= out["PALA.accuracy"]
     else:
         assert all(f"PALA.new_accuracy_{m}" in out for m in p["shots"])
+
+
+def test_memory_tracing_can_be_switched_off_for_a_block():
+    # off: every fit runs once and fit_mb is NaN; on (the default): two runs, a finite peak
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return np.ones(10_000).sum()
+
+    with protocols.memory_traced(False):
+        out, secs, mb = protocols._measured(fn)
+    assert out == 10_000 and len(calls) == 1 and math.isnan(mb) and secs >= 0
+    out, secs, mb = protocols._measured(fn)
+    assert len(calls) == 3 and mb > 0.07  # the 10,000 float64 ones: 0.076 MiB
+
+
+def test_fig9_traces_memory_on_replicate_zero_only():
+    from figures import fig9_arena
+    from simulator.sweep.registry import get_task
+
+    task = get_task("figures.fig9_arena:cell")
+    assert task.wants_replicate
+    seed = np.random.SeedSequence(9)
+    setting = next(i for i, (name, _) in enumerate(protocols.protocol_grid("tiny"))
+                   if name == "groups_minority")
+    params = {"size": "tiny", "setting": setting}
+    first, later = fig9_arena.cell(params, seed, 0), fig9_arena.cell(params, seed, 1)
+    mb = [k for k in first if k.endswith(".fit_mb")]
+    assert mb and all(first[k] > 0 for k in mb) and all(math.isnan(later[k]) for k in mb)
+    same = [k for k in first if not k.endswith((".fit_mb", ".fit_s"))]
+    assert all(first[k] == later[k] for k in same)  # the fits themselves do not change

@@ -256,3 +256,23 @@ def test_a_dying_worker_fails_only_its_cells_and_the_sweep_goes_on(tmp_path):
     assert serial.loc[serial["crash"], "error"].str.contains("toy crash requested").all()
     pd.testing.assert_frame_equal(frame(df[~df["crash"]]), frame(serial[~serial["crash"]]),
                                   check_exact=True)
+
+
+def test_task_asking_for_its_replicate_gets_it_and_the_same_seed(tmp_path):
+    """A task with ``wants_replicate`` gets the replicate index; its draws still come from the
+    seed alone (the same numbers as the plain task), serial or in processes."""
+    from simulator.sweep import run_sweep
+
+    def spec(task):
+        return {"sweep": {"name": "r", "task": task, "seed": 5, "replicates": 3},
+                "n": 4, "axes": {"x": [0.0, 1.0]}}
+
+    plain = run_sweep(spec(TOY), tmp_path / "a", executor="serial", progress=False)
+    got = {ex: run_sweep(spec("tests.sweep.toy_task:toy_replicate"), tmp_path / ex, executor=ex,
+                         workers=2, progress=False) for ex in ("serial", "process")}
+    for df in got.values():
+        assert (df["replicate_seen"] == df["replicate"]).all()
+        key = ["x", "replicate"]
+        a = plain.sort_values(key).reset_index(drop=True)
+        b = df.sort_values(key).reset_index(drop=True)
+        assert a["mean"].tolist() == b["mean"].tolist()

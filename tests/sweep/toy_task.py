@@ -72,3 +72,12 @@ def toy(params: dict, seed: np.random.SeedSequence) -> dict:
 
 
 toy.validate = _validate_toy
+
+
+def toy_replicate(params: dict, seed: np.random.SeedSequence, replicate: int) -> dict:
+    """``toy`` plus the replicate index the engine passes to tasks that ask for it."""
+    return {**toy(params, seed), "replicate_seen": int(replicate)}
+
+
+toy_replicate.wants_replicate = True
+toy_replicate.validate = _validate_toy
