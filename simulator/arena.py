@@ -180,8 +180,8 @@ def memory_traced(on: bool):
 def _measured(fn):
     """``(fn(), seconds, peak MiB)``: ``fn`` timed untraced, then run again under tracemalloc
     (which would inflate the time 2-4x); ``fn`` must be deterministic and build its own
-    state, and the first run's result is returned. Outside :func:`memory_traced` ``(True)``
-    the peak is NaN and ``fn`` runs once."""
+    state, and the first run's result is returned. Inside ``memory_traced(False)`` the peak is
+    NaN and ``fn`` runs once (tracing is on by default)."""
     t = time.perf_counter()
     out = fn()
     secs = time.perf_counter() - t
