@@ -14,8 +14,8 @@ a sweep, and see whether a quick verdict survives at paper size:
 
 Command line::
 
-    python -m simulator reproduce --full --only fig3 --out /tmp/full3
-    python -m figures.archive save /tmp/full3 --size full --seconds 63 --workers 1
+    python -m simulator reproduce --full --only fig3 --out DIR
+    python -m figures.archive save DIR --size full --only fig3 --seconds 63 --workers 1
     python -m figures.archive rederive          # after a change to a figure's claims()
     python -m figures.archive compare           # quick vs full, with the reasons
 """

@@ -230,8 +230,9 @@ def _ratio_claims(df) -> list:
     S = np.stack([style.replicate_matrix(big, "shared_err2", Ns, "N"),
                   style.replicate_matrix(big, "oracle_err2", Ns, "N")], axis=1)
     est, lo, hi = theory.bootstrap_ci(S, statistic=_ratio_stat(d, Ns), seed=0)
-    inside = all(n1 >= max(_min_n("shared", d, k, N, _constants(df, N)),
-                           _min_n("oracle", d, k, N, _constants(df, N))) for N in Ns)
+    consts = {N: _constants(df, N) for N in Ns}
+    inside = all(n1 >= max(_min_n(e, d, k, N, consts[N]) for e in ("shared", "oracle"))
+                 for N in Ns)
     ratio_note = (f"n = {n1:g}; ratio of mean errors over {S.shape[0]} seeds; percentile "
                   f"bootstrap over seeds")
     regime = "the largest n inside both fits' 1/n regimes at every N"

@@ -192,8 +192,8 @@ def _measured(fn):
 def _fit(est, data, **fit_params):
     """``(fitted est, fit seconds, fit peak MiB)``; the memory from a fit of a deep copy of the
     unfitted ``est`` (the same seed, so the same fit)."""
-    proto = copy.deepcopy(est)
-    runs = iter((est, proto))
+    # the copy only serves the traced second fit: none when memory is not traced
+    runs = iter((est, copy.deepcopy(est) if _TRACE_MEMORY.get() else None))
     return _measured(lambda: next(runs).fit(data, **fit_params))
 
 
