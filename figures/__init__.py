@@ -31,4 +31,6 @@ FIGURES = {
     "fig8": "figures.fig8_pessimism",
     "fig9": "figures.fig9_arena",
     "fig10": "figures.fig10_real_features",
+    "fig11": "figures.fig11_many_users",
+    "fig12": "figures.fig12_two_phase",
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 def add_subparser(subparsers):
     p = subparsers.add_parser(
         "reproduce", help="reproduce the figures and the theory-check table (quick defaults)")
-    p.add_argument("--only", nargs="+", metavar="F", help="figures to run (fig1 ... fig10)")
+    p.add_argument("--only", nargs="+", metavar="F", help="figures to run (fig1 ... fig12)")
     p.add_argument("--full", action="store_true", help="paper-size grids (hours)")
     p.add_argument("--size", choices=("tiny", "quick", "full"), default=None,
                    help="grid size (default quick; --full is --size full)")
