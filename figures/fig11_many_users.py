@@ -28,6 +28,7 @@ import itertools
 
 import numpy as np
 
+import theory
 from figures import style
 from figures.fig9_arena import SOURCE
 from simulator import arena
@@ -97,8 +98,6 @@ def _label(key):
 
 def claims(df) -> list:
     """Per grid point and metric: best ours - best peer accuracy >= -0.01."""
-    import theory
-
     out = []
     for key in _keys(df):
         reps = _reps(df, key)
@@ -143,10 +142,11 @@ def _panel(ax, pts, alpha, metric, title):
             if P.empty:
                 continue
             ci = np.nan_to_num(P["ci"].to_numpy())
-            kw = dict(color=REFERENCES[m] if m in REFERENCES else colours[m], ls=styles[N], marker="o",
-                      ms=3, lw=1.6 if m not in REFERENCES else 1.0)
+            ref = m in REFERENCES
+            kw = dict(color=REFERENCES[m] if ref else colours[m], ls=styles[N], marker="o", ms=3,
+                      lw=1.0 if ref else 1.6)
             ax.errorbar(P["n"], P["mean"], yerr=ci, capsize=2,
-                        label=f"{m}, N = {N}" if N == Ns[0] or m in REFERENCES else None, **kw)
+                        label=f"{m}, N = {N}" if N == Ns[0] or ref else None, **kw)
     if not sub.empty:  # the bands of 2-3 seeds are wide: frame the means, clip the bars
         lo, hi = sub["mean"].min(), sub["mean"].max()
         ax.set_ylim(lo - 0.05, hi + 0.05)
