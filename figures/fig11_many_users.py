@@ -74,9 +74,7 @@ def _keys(df):
 
 def _reps(df, key):
     a, N, n = key
-    sub = df[(df["alpha"] == a) & (df["N"] == N) & (df["n"] == n)].sort_values("replicate")
-    cols = [c for c in sub.columns if "." in c]
-    return [{c: float(r[c]) for c in cols if r[c] == r[c]} for _, r in sub.iterrows()]
+    return arena.replicate_dicts(df[(df["alpha"] == a) & (df["N"] == N) & (df["n"] == n)])
 
 
 def _shot_counts(df) -> list:

@@ -57,9 +57,7 @@ def _label(size, setting):
 
 def _reps(df, setting):
     """Replicate dicts (non-null metric columns only) of one setting."""
-    sub = df[df["setting"] == setting].sort_values("replicate")
-    cols = [c for c in sub.columns if "." in c]
-    return [{c: float(r[c]) for c in cols if r[c] == r[c]} for _, r in sub.iterrows()]
+    return arena.replicate_dicts(df[df["setting"] == setting])
 
 
 def claims(df) -> list:

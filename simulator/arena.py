@@ -426,6 +426,14 @@ def t_interval(values, level=0.95):
     return float(v.mean()), float(half)
 
 
+def replicate_dicts(cells):
+    """Replicate dicts ``{"<method>.<metric>": value}`` (non-null only) from a sweep's rows of one
+    setting, in replicate order: the input of :func:`summarise` and :func:`best_gap`."""
+    sub = cells.sort_values("replicate")
+    cols = [c for c in sub.columns if "." in c]
+    return [{c: float(r[c]) for c in cols if r[c] == r[c]} for _, r in sub.iterrows()]
+
+
 def summarise(reps):
     """Rows ``{method, metric: "mean +- ci", ...}`` from replicate dicts of one setting."""
     methods = sorted({k.split(".", 1)[0] for r in reps for k in r},
