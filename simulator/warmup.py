@@ -26,6 +26,7 @@ def compile_kernels(verbose: bool = False) -> float:
     """Run one small fit through every numba code path; returns the seconds it took."""
     from .data import PreferenceData
     from .estimators import EMMixture, PooledMLE, SeparateMLE, SharedRep, fit_bt
+    from .estimators.bt_blocks import fit_bt_blocks
     from .kernels import bt_numba
 
     t0 = time.perf_counter()
@@ -61,6 +62,8 @@ def compile_kernels(verbose: bool = False) -> float:
     SharedRep(k=2, weights="free", n_restarts=1, max_iter=3).fit(data)
     for variant in ("soft", "hard"):
         EMMixture(n_clusters=2, variant=variant, max_iter=3, n_restarts=1).fit(data)
+    # the simplex weight step of LoRe, PAL and every few-shot fit (simplex_numba)
+    fit_bt_blocks(X[:, :3], y, user, 4 * U, lam=0.0, constraint="simplex", max_iter=2)
     seconds = time.perf_counter() - t0
     if verbose:
         print(f"numba kernels compiled (or loaded from the cache) in {seconds:.1f} s")

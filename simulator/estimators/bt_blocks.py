@@ -21,8 +21,9 @@ One iteration serves all units together, in O(n k^2) vectorised numpy (per-unit 
   a singular or numerically indefinite Hessian becomes a Levenberg step (eigenvalues floored at
   ``1e-12`` of the largest) instead of a failure;
 * simplex weights: projected Newton — the Newton model minimised over the simplex by accelerated
-  projected gradient (FISTA, step ``1 / lambda_max``), then an Armijo search along the feasible
-  direction;
+  projected gradient (FISTA, step ``1 / lambda_max``; compiled unit by unit in
+  :mod:`simulator.kernels.simplex_numba`, with :func:`fista_simplex_numpy` its reference), the
+  exact step on the face FISTA found, then an Armijo search along the feasible direction;
 * a per-unit Armijo backtracking line search; a unit stops when its certificate is met.
 
 Certificate per unit: free, ``||g_u|| <= tol * n_u``; simplex, the projected-gradient residual
@@ -39,7 +40,7 @@ import numpy as np
 
 from .bt import check_sample_weight
 
-__all__ = ["BlocksFit", "fit_bt_blocks", "project_simplex_rows"]
+__all__ = ["BlocksFit", "fista_simplex_numpy", "fit_bt_blocks", "project_simplex_rows"]
 
 CONSTRAINTS = (None, "simplex")
 _QP_ITER = 200
@@ -120,25 +121,38 @@ def _newton_free(g, H):
     return -np.einsum("uij,uj->ui", V, np.einsum("uji,uj->ui", V, g) / ev), ev[:, -1]
 
 
-def _newton_simplex(W, g, H, lmax, size):
-    """Per unit, argmin over the simplex of ``g^T (v - w) + 1/2 (v - w)^T H (v - w)`` by FISTA;
-    returns the direction ``v - w`` (feasible for steps in [0, 1])."""
-    L = np.maximum(lmax, 1e-300)[:, None]
+def fista_simplex_numpy(W, g, H, L, max_iter: int = _QP_ITER, tol: float = _QP_TOL):
+    """Per unit, FISTA (step ``1 / L``) on the Newton model ``g^T (v - w) + 1/2 (v - w)^T H
+    (v - w)`` over the simplex from ``v = w``, vectorised over the units still moving (a unit
+    stops when no coordinate moved by more than ``tol``). The plain-numpy reference of
+    :func:`simulator.kernels.simplex_numba.fista_simplex`."""
+    L = np.asarray(L)[:, None]
     v = W.copy()
     z = W.copy()
     t = np.ones(W.shape[0])
     live = np.arange(W.shape[0])  # units whose FISTA iterate still moves
-    for _ in range(_QP_ITER):
+    for _ in range(int(max_iter)):
         if live.size == 0:
             break
         grad = g[live] + np.einsum("uij,uj->ui", H[live], z[live] - W[live])
         v_new = project_simplex_rows(z[live] - grad / L[live])
         t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t[live] ** 2))
         z[live] = v_new + ((t[live] - 1.0) / t_new)[:, None] * (v_new - v[live])
-        # FISTA only has to find the face; the exact step on it comes from _refine_on_face.
-        done = np.max(np.abs(v_new - v[live]), axis=1) <= _QP_TOL
+        done = np.max(np.abs(v_new - v[live]), axis=1) <= tol
         v[live], t[live] = v_new, t_new
         live = live[~done]
+    return v
+
+
+def _newton_simplex(W, g, H, lmax, size):
+    """Per unit, argmin over the simplex of ``g^T (v - w) + 1/2 (v - w)^T H (v - w)``;
+    returns the direction ``v - w`` (feasible for steps in [0, 1])."""
+    from ..kernels.simplex_numba import fista_simplex
+
+    L = np.maximum(lmax, 1e-300)
+    # FISTA only has to find the face; the exact step on it comes from _refine_on_face.
+    v = fista_simplex(np.ascontiguousarray(W), np.ascontiguousarray(g),
+                      np.ascontiguousarray(H), L, _QP_ITER, _QP_TOL)
     # The face: FISTA's support, plus the coordinates a projected-gradient step would activate
     # (a near-degenerate optimum may carry a weight of 1e-9 that FISTA leaves at 0).
     face = (v > 1e-14) | (project_simplex_rows(W - g / size[:, None]) > 1e-14)

@@ -119,3 +119,37 @@ def test_bad_input_names_the_parameter():
         fit_bt_blocks(Z, y, unit, 3, lam=1.0, offset=np.full(50, np.nan))
     with pytest.raises(ValueError, match="W0"):
         fit_bt_blocks(Z, y, unit, 3, lam=1.0, W0=np.zeros((2, 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 8), m=st.integers(1, 30), seed=st.integers(0, 2**31 - 1),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]), max_iter=st.sampled_from([1, 7, 200]))
+def test_numba_fista_equals_the_numpy_reference(k, m, seed, scale, max_iter):
+    """The compiled FISTA of the simplex Newton model against its vectorised numpy reference:
+    the same iterates, so the same point to round-off (also when stopped early)."""
+    from simulator.estimators.bt_blocks import fista_simplex_numpy
+    from simulator.kernels.simplex_numba import fista_simplex
+
+    rng = np.random.default_rng(seed)
+    W = project_simplex_rows(rng.standard_normal((m, k)))
+    A = scale * rng.standard_normal((m, k, k))
+    H = np.einsum("uij,ukj->uik", A, A) + 1e-6 * np.eye(k)  # PSD, possibly ill-conditioned
+    g = scale * rng.standard_normal((m, k))
+    L = np.linalg.eigvalsh(H)[:, -1]
+    ref = fista_simplex_numpy(W, g, H, L, max_iter=max_iter, tol=1e-12)
+    got = fista_simplex(W, g, H, L, max_iter, 1e-12)
+    assert np.all(got >= 0) and np.allclose(got.sum(axis=1), 1.0, atol=1e-12)
+    # The two differ only in summation order (einsum vs a loop): 1e-9 leaves room for FISTA's
+    # momentum to grow a 1-ulp difference over 200 iterations on an ill-conditioned model.
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+
+
+def test_numba_projection_known_answers():
+    from simulator.kernels.simplex_numba import _project_row
+
+    for x, want in (([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]), ([2.0, 0.0], [1.0, 0.0]),
+                    ([1.0, 1.0], [0.5, 0.5]), ([-1.0, 3.0, 0.0], [0.0, 1.0, 0.0]),
+                    ([0.5, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3])):
+        out, scratch = np.empty(len(x)), np.empty(len(x))
+        _project_row(np.array(x), out, scratch)
+        np.testing.assert_allclose(out, want, atol=1e-15)
