@@ -37,6 +37,7 @@ def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="
                resume: bool = False, progress: bool = True):
     """Run one figure; returns its list of :class:`theory.ClaimResult`."""
     from simulator.sweep import run_sweep
+    from simulator.warmup import ensure_compiled
 
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; choose from {sorted(FIGURES)}")
@@ -48,6 +49,7 @@ def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="
         raise ValueError(skip)
     if hasattr(mod, "prepare"):  # once, before the workers start (e.g. an embedding cache)
         mod.prepare(size)
+    ensure_compiled()  # the workers load the numba kernels from the cache: fit times are fits
     out_dir = Path(out_dir)
     sweep_dir = out_dir / "sweeps" / name
     if sweep_dir.exists() and not resume:
