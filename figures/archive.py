@@ -8,7 +8,8 @@ a sweep, and see whether a quick verdict survives at paper size:
   every column the cell returned), gzip with a fixed timestamp so that equal cells give equal bytes;
 * ``<size>/<figure>/points.csv`` — the figure's plotted points (``points(df)`` of those cells);
 * ``<size>/theory_checks.csv`` / ``.md`` — the claims of every kept figure, in figure order;
-* ``<size>/runs.json`` — per figure: wall time, workers, cells, the commit and date of the run;
+* ``<size>/runs.json`` — per figure: wall time, workers, cells (and the grid's number of cells:
+  a run kept before all of its grid was done says ``"partial": true``), the commit and date;
 * ``disagreements.csv`` — every claim whose quick and full verdicts differ, with its reason
   (tests/figures/test_archive.py fails on a disagreement without one, or a reason without one).
 
@@ -142,15 +143,31 @@ def save_run(run_dir, size: str, names=None, *, seconds=None, workers=None) -> l
         df = store.load(run_dir / "sweeps" / _check_figure(name))
         if "status" in df and (df["status"] != "ok").any():
             raise ValueError(f"{name}: the run has failed cells; keep only complete runs")
+        grid = grid_cell_ids(size, name)
+        foreign = set(df["cell_id"]) - grid
+        if foreign:
+            raise ValueError(f"{name}: {len(foreign)} of the run's cells are not cells of the "
+                             f"figure's {size} grid (another spec or older code)")
         path = cells_path(size, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False, compression=_GZIP)
         manifest[name] = {"seconds": (seconds or {}).get(name), "workers": workers,
-                          "cells": int(len(df)), "commit": _git_commit(),
-                          "date": _dt.date.today().isoformat()}
+                          "cells": int(len(df)), "grid_cells": len(grid),
+                          "commit": _git_commit(), "date": _dt.date.today().isoformat()}
+        if len(df) < len(grid):  # part of the grid, e.g. a sweep continued across sittings
+            manifest[name]["partial"] = True
     (ROOT / size / "runs.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     rederive_tables(size)
     return names
+
+
+def grid_cell_ids(size: str, name: str) -> set:
+    """The cell ids of a figure's grid at ``size`` (they depend on the parameters only)."""
+    from figures.runner import sweep_spec
+    from simulator.sweep.spec import load_spec
+
+    mod = importlib.import_module(FIGURES[_check_figure(name)])
+    return {c.cell_id for c in load_spec(sweep_spec(mod.spec(size))).cells()}
 
 
 def points_of(size: str, name: str) -> pd.DataFrame:

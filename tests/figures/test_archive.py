@@ -55,6 +55,14 @@ def test_kept_cells_are_a_complete_sweep(size, name):
     reps = spec["sweep"]["replicates"]
     assert df["replicate"].nunique() == reps
     assert not df.duplicated(["cell_id"]).any()
+    # every kept cell is a cell of today's grid; all of the grid unless the run says partial
+    grid = archive.grid_cell_ids(size, name)
+    assert set(df["cell_id"]) <= grid
+    entry = archive.runs(size).get(name, {})
+    if entry.get("partial"):
+        assert len(df) < len(grid) == entry["grid_cells"]
+    else:
+        assert set(df["cell_id"]) == grid
     with gzip.open(archive.cells_path(size, name)) as fh:  # gzip without a timestamp
         fh.read(1)
     assert archive.cells_path(size, name).read_bytes()[4:8] == b"\0\0\0\0"
@@ -109,3 +117,23 @@ def test_manifest_is_json():
         path = archive.ROOT / size / "runs.json"
         if path.exists():
             assert isinstance(json.loads(path.read_text()), dict)
+
+
+def test_save_run_marks_part_of_a_grid_and_refuses_other_cells(tmp_path, monkeypatch):
+    """A run of part of a figure's grid (fig4's quick grid at two of its ten replicates) is
+    kept with ``partial`` and the grid's size; cells of another grid are refused."""
+    from simulator.sweep import run_sweep
+
+    monkeypatch.setattr(archive, "ROOT", tmp_path / "results")
+    spec = runner.sweep_spec(importlib.import_module(FIGURES["fig4"]).spec("quick"))
+    grid = archive.grid_cell_ids("quick", "fig4")
+    part = {**spec, "sweep": {**spec["sweep"], "replicates": 2}}
+    run_sweep(part, tmp_path / "run" / "sweeps" / "fig4", workers=1, progress=False)
+    archive.save_run(tmp_path / "run", "quick", ["fig4"], seconds={"fig4": 1.0}, workers=1)
+    entry = archive.runs("quick")["fig4"]
+    assert entry["partial"] is True and entry["grid_cells"] == len(grid) > entry["cells"]
+    assert set(archive.load_cells("quick", "fig4")["cell_id"]) < grid
+    other = {**part, "extra": 1}  # another parameter: other cells
+    run_sweep(other, tmp_path / "other" / "sweeps" / "fig4", workers=1, progress=False)
+    with pytest.raises(ValueError, match="not cells of the figure's quick grid"):
+        archive.save_run(tmp_path / "other", "quick", ["fig4"])
