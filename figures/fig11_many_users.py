@@ -11,9 +11,10 @@ PooledMLE are not run at 5-50 comparisons in d dimensions; OracleB, the true ``B
 weights, and the planted truth are references). ``fit_mb`` is not traced here (fig9 traces it).
 
 Grids: quick (N, n) in {(200, 5), (200, 50), (1000, 20)}, alpha = 1, 3 seeds (d = 8); full
-N in {200, 1000, 10000} x n in {5, 20, 50}, alpha in {0.1, 1}, 5 seeds (d = 32). The full grid is a
-cluster job: measured at d = 8 and N = 10,000 users with 5 comparisons each, one fit takes
-60 s (SharedRep) to 141 s (LoRe) on one core, and PAL-B had not finished after 9 minutes.
+N in {200, 1000, 10000} x n in {5, 20, 50}, alpha in {0.1, 1}, 5 seeds (d = 32). The kept full
+run holds the N = 200 and 1,000 points (60 of 90 cells, 2,476 s on 2 workers; ``runs.json`` says
+partial); at 1,000 users a cell takes 100-200 s of fits on one core, so the 30 cells at 10,000
+users are about 6 hours on 2 cores (``--resume`` across sittings, or ``--executor dask``).
 
 Claims checked
 --------------
