@@ -34,8 +34,14 @@ def sweep_spec(spec: dict) -> dict:
 
 
 def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="process",
-               resume: bool = False, progress: bool = True):
-    """Run one figure; returns its list of :class:`theory.ClaimResult`."""
+               resume: bool = False, progress: bool = True, where: dict | None = None):
+    """Run one figure; returns its list of :class:`theory.ClaimResult`.
+
+    ``where`` (axis name -> value(s), :mod:`simulator.sweep.select`) runs only part of its grid
+    in ``OUT/sweeps/NAME``: a full-size figure split across sittings. While the grid is not
+    complete nothing is drawn or claimed and the return value is ``None``; the run that
+    finishes it (``resume=True``) draws the figure from all of its cells.
+    """
     from simulator.sweep import run_sweep
     from simulator.warmup import ensure_compiled
 
@@ -50,16 +56,30 @@ def run_figure(name: str, out_dir, size: str = "quick", workers=None, executor="
     if hasattr(mod, "prepare"):  # once, before the workers start (e.g. an embedding cache)
         mod.prepare(size)
     ensure_compiled()  # the workers load the numba kernels from the cache: fit times are fits
+    spec = sweep_spec(mod.spec(size))
+    if where:  # a bad selection is refused before an earlier run's folder is cleared
+        from simulator.sweep import load_spec
+        from simulator.sweep.select import select_cells
+
+        loaded = load_spec(spec)
+        select_cells(loaded, loaded.cells(), where)
     out_dir = Path(out_dir)
     sweep_dir = out_dir / "sweeps" / name
     if sweep_dir.exists() and not resume:
         shutil.rmtree(sweep_dir)  # a fresh run: results of older code must not leak in
-    df = run_sweep(sweep_spec(mod.spec(size)), sweep_dir, workers=workers, executor=executor,
-                   resume=resume, progress=progress)
+    df = run_sweep(spec, sweep_dir, workers=workers, executor=executor,
+                   resume=resume, progress=progress, where=where)
     failed = df[df["status"] != "ok"] if "status" in df else df.iloc[:0]
     if len(failed):
         first = str(failed["error"].iloc[0]).strip().splitlines()[-1]
         raise RuntimeError(f"{name}: {len(failed)} cell(s) failed; first error: {first}")
+    if not df.attrs["summary"].get("complete", True):
+        s = df.attrs["summary"]
+        print(f"{name}: {len(df)} of {s['cells']} cells finished in {sweep_dir} "
+              f"({s['not_selected']} outside --where); nothing drawn yet: run again with "
+              "--resume (without --where, or selecting the rest) to finish the grid and draw "
+              "the figure", file=sys.stderr, flush=True)
+        return None
     return analyse(mod, df, out_dir)
 
 
@@ -77,17 +97,24 @@ def analyse(mod, df, out_dir) -> list:
 
 def run_figures(only=None, out_dir="results", size: str = "quick", workers=None,
                 executor="process", resume: bool = False, progress: bool = True,
-                echo=print):
+                echo=print, where: dict | None = None):
     """Run the figures (all, or those in ``only``), write the theory-check table, print a summary.
 
-    Returns the claims table as a pandas DataFrame.
+    ``where`` runs part of one figure's grid (``only`` must name exactly that figure; see
+    :func:`run_figure`). Returns the claims table as a pandas DataFrame; its
+    ``attrs["partial"]`` lists the figures left unfinished by ``where`` (when every figure run
+    is partial, no table is written).
     """
     names = list(FIGURES) if not only else list(only)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {sorted(FIGURES)}")
+    if where and len(names) != 1:
+        raise ValueError("where (--where) selects cells by one figure's axes: give exactly one "
+                         f"figure with --only; got {names}")
     out_dir = Path(out_dir)
     results = []
+    partial = []
     t_all = time.perf_counter()
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
@@ -98,12 +125,20 @@ def run_figures(only=None, out_dir="results", size: str = "quick", workers=None,
             continue
         echo(f"[{i}/{len(names)}] {name}: {mod.TITLE} ...")
         claims = run_figure(name, out_dir, size=size, workers=workers, executor=executor,
-                            resume=resume, progress=progress)
+                            resume=resume, progress=progress, where=where)
+        if claims is None:
+            partial.append(name)
+            echo(f"[{i}/{len(names)}] {name}: part of its grid run in "
+                 f"{time.perf_counter() - t0:.0f} s (no claims until the grid is complete)")
+            continue
         results.extend(claims)
         echo(f"[{i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s "
              f"({len(claims)} claims)")
-    theory.write_theory_checks(results, out_dir)
     table = theory.claims_table(results)
+    table.attrs["partial"] = partial
+    if partial and not results:
+        return table
+    theory.write_theory_checks(results, out_dir)
     echo(summary(table, out_dir, time.perf_counter() - t_all))
     return table
 

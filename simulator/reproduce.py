@@ -16,13 +16,22 @@ def add_subparser(subparsers):
     p.add_argument("--executor", choices=("process", "serial", "dask"), default="process")
     p.add_argument("--resume", action="store_true",
                    help="reuse finished cells of an earlier run in DIR with the same specs")
+    p.add_argument("--where", action="append", default=[], metavar="NAME=VALUE[,VALUE...]",
+                   help="with --only and one figure: run only the cells of its grid whose axis "
+                        "NAME takes these values (a full-size figure split across sittings); "
+                        "the figure is drawn by the run that completes the grid (--resume)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
     from figures.runner import run_figures
+    from simulator.sweep.select import parse_where
 
     size = "full" if args.full else (args.size or "quick")
+    where = parse_where(args.where)
+    if where and len(args.only or ()) != 1:
+        raise ValueError("--where selects cells by one figure's axes: give exactly one figure "
+                         "with --only (e.g. --only fig11 --where N=10000)")
     table = run_figures(args.only, args.out, size=size, workers=args.workers,
-                        executor=args.executor, resume=args.resume)
-    return 0 if len(table) else 1
+                        executor=args.executor, resume=args.resume, where=where or None)
+    return 0 if len(table) or table.attrs.get("partial") else 1

@@ -8,8 +8,8 @@ serial / process-pool / Dask execution with identical numbers.
 See :mod:`simulator.sweep.spec` for the spec format, :mod:`simulator.sweep.registry` for tasks
 and metrics, :mod:`simulator.sweep.tasks` for the built-in tasks (the pipeline of
 :mod:`simulator.experiment`), :mod:`simulator.sweep.store` for the shards and their checksums,
-:mod:`simulator.sweep.check` for ``--dry-run`` and :mod:`simulator.sweep.errors` for user
-errors. Attributes are imported lazily so that ``python -m simulator --help`` stays fast.
+:mod:`simulator.sweep.check` for ``--dry-run``, :mod:`simulator.sweep.select` for part of a grid
+(``--where``) and :mod:`simulator.sweep.errors` for user errors. Attributes are imported lazily so that ``python -m simulator --help`` stays fast.
 """
 
 from __future__ import annotations

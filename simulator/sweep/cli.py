@@ -1,5 +1,7 @@
 """``python -m simulator sweep SPEC --out DIR [--workers N] [--executor ...] [--scheduler ADDR]
-[--resume] [--dry-run]``: a thin wrapper of :func:`simulator.sweep.run_sweep`.
+[--resume] [--where NAME=VALUE[,VALUE...]] [--dry-run]``: a thin wrapper of
+:func:`simulator.sweep.run_sweep`. ``--where`` (repeatable) runs part of the grid in the same
+folder (:mod:`simulator.sweep.select`).
 
 User errors (a bad spec, an unusable ``--out``, ``--resume`` of a folder that is not a sweep) are
 raised as :class:`~simulator.sweep.errors.UserError`; :func:`simulator.cli.main` prints them as
@@ -32,6 +34,11 @@ def add_subparser(subparsers):
                         "ones")
     p.add_argument("--threads", type=int, default=1, metavar="T",
                    help="BLAS/numba threads per cell (default 1; part of bit-for-bit identity)")
+    p.add_argument("--where", action="append", default=[], metavar="NAME=VALUE[,VALUE...]",
+                   help="run only the cells whose axis NAME (or 'replicate') takes one of these "
+                        "values, in the same folder with the same ids and seeds: a long grid "
+                        "split across sittings or machines (repeatable; --resume later "
+                        "finishes the rest)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar and no summary")
     p.add_argument("--dry-run", action="store_true",
                    help="check that every cell can run (estimators against their population, "
@@ -75,9 +82,11 @@ def _first_failure(df) -> str:
 
 def _sweep(args) -> int:
     from .runner import check_options, preflight, run_sweep
+    from .select import parse_where
 
     executor = check_options(args.executor or ("dask" if args.scheduler else "process"),
                              args.scheduler, args.workers, args.threads)
+    where = parse_where(args.where)
     if args.resume:
         _check_resume_dir(args.out)
     if args.dry_run:
@@ -88,19 +97,25 @@ def _sweep(args) -> int:
             lines = format_problems(spec, problems)
             print("error: " + "\n".join(lines), file=sys.stderr)
             return 2
+        from .select import describe_where, select_cells
+
         holds = preflight(spec, args.out, resume=True if args.resume else None)
+        picked = select_cells(spec, spec.cells(), where)
         axes = list(spec.axes) + [n for z in spec.zips for n in z]
         note = (f"; note: {args.out} already holds a sweep, run with --resume to continue it"
                 if holds and not args.resume else "")
+        part = (f"; --where {describe_where(where)} selects {len(picked)} of them"
+                if where else "")
         print(f"{spec.label}: task {spec.task!r}, {spec.n_points} grid points x "
-              f"{spec.replicates} replicates = {spec.n_cells} cells; axes: "
+              f"{spec.replicates} replicates = {spec.n_cells} cells{part}; axes: "
               f"{', '.join(axes) or '(none)'}; spec hash {spec.hash[:12]}; every cell checked"
               + note)
         return 0
     try:
         df = run_sweep(args.spec, args.out, workers=args.workers, executor=executor,
                        scheduler=args.scheduler, resume=args.resume,
-                       progress=not args.no_progress, threads=args.threads)
+                       progress=not args.no_progress, threads=args.threads,
+                       where=where or None)
     except KeyboardInterrupt:
         print("interrupted; finished cells are saved (--resume continues)", file=sys.stderr)
         return 130

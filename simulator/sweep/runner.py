@@ -297,7 +297,8 @@ def _progress_bar(total, label, enabled):
 
 
 def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str = "process",
-              scheduler=None, resume: bool = False, progress: bool = True, threads: int = 1):
+              scheduler=None, resume: bool = False, progress: bool = True, threads: int = 1,
+              where: dict | None = None):
     """Run every cell of a sweep that is not finished yet and return all results.
 
     Parameters
@@ -314,14 +315,22 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
     progress : tqdm bar on stderr (only when it is a terminal) and a closing summary
     threads : BLAS / numba threads per cell, on every executor (results are bit-for-bit
         identical across executors and worker counts at equal ``threads``)
+    where : run only part of the grid: axis name (or ``"replicate"``) -> value(s), e.g.
+        ``{"N": 10000}`` (:mod:`simulator.sweep.select`). The folder and its manifest are the
+        whole grid's; cells keep their ids and seeds, so a later run without ``where`` (with
+        ``resume``) skips them and computes the rest.
 
     Returns
     -------
-    pandas.DataFrame of every finished cell (see :func:`simulator.sweep.load`); its
-    ``attrs["summary"]`` holds the counts of this run.
+    pandas.DataFrame of every finished cell in ``out_dir`` (see :func:`simulator.sweep.load`);
+    its ``attrs["summary"]`` holds the counts of this run (``not_selected``: cells left out by
+    ``where``; ``complete``: whether every cell of the grid is now finished).
     """
+    from .select import describe_where, select_cells
+
     executor = check_options(executor, scheduler, workers, threads)
     spec = load_spec(spec_or_path)  # every check before anything is written
+    selected = select_cells(spec, spec.cells(), where)
     out_dir = check_out_dir(out_dir, create=True)
     workers = workers or default_workers()
 
@@ -350,13 +359,16 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
             except OSError:
                 pass
         _report_rejected(out_dir, bad, rejected)
-        todo = [c for c in cells if existing.get(c.cell_id) != "ok"]
-        skipped = len(cells) - len(todo)
+        todo = [c for c in selected if existing.get(c.cell_id) != "ok"]
+        not_selected = len(cells) - len(selected)
+        skipped = len(selected) - len(todo)
         n_workers = 1 if executor == "serial" else max(1, min(workers, len(todo) or 1))
         manifest.add_run({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           "executor": executor, "workers": n_workers, "threads": threads,
                           "resume": bool(resume), "package_version": _version(),
-                          "to_compute": len(todo), **environment_info()})
+                          "to_compute": len(todo),
+                          **({"where": describe_where(where)} if not_selected else {}),
+                          **environment_info()})
 
         counts = {"done": 0, "failed": 0}
         failures = []
@@ -389,6 +401,7 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
                        "skipped": skipped, "recomputed_corrupt": len(bad),
                        "recomputed_unverified": len(rejected),
                        "not_run": len(todo) - counts["done"] - counts["failed"],
+                       "not_selected": not_selected,
                        "elapsed_s": round(elapsed, 3), "interrupted": interrupted}
             try:
                 manifest.update_run({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary})
@@ -397,6 +410,8 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
             if progress:
                 _print_summary(spec, out_dir, summary, failures, executor, n_workers)
     df = load(out_dir)
+    ok = set(df.loc[df["status"] == "ok", "cell_id"]) if len(df) else set()
+    summary["complete"] = all(c.cell_id in ok for c in cells)
     df.attrs["summary"] = summary
     return df
 
@@ -415,6 +430,8 @@ def _print_summary(spec, out_dir, s, failures, executor, workers):
         parts.append(f"{s['recomputed_unverified']} shard(s) failing verification redone")
     if s["not_run"]:
         parts.append(f"{s['not_run']} not run")
+    if s.get("not_selected"):
+        parts.append(f"{s['not_selected']} outside --where")
     head = "interrupted" if s["interrupted"] else "finished"
     lines = [f"sweep {spec.label} {head}: {s['cells']} cells: " + ", ".join(parts)
              + f" in {s['elapsed_s']:.1f} s ({executor}, {workers} worker"

@@ -45,6 +45,33 @@ def test_reproduce_cli_writes_one_row_per_claim(tmp_path, capsys):
     assert "Theory checks (5 claims" in capsys.readouterr().out
 
 
+def test_reproduce_where_splits_a_figure_across_runs(tmp_path, capsys):
+    """--where runs part of the grid and draws nothing; the --resume run that completes the grid
+    draws the figure, with the same points and claims as one run of the whole grid."""
+    whole = tmp_path / "whole"
+    assert main(["reproduce", "--only", "fig1", "--size", "tiny", "--out", str(whole),
+                 "--executor", "serial"]) == 0
+    out = tmp_path / "split"
+    args = ["reproduce", "--only", "fig1", "--size", "tiny", "--out", str(out),
+            "--executor", "serial"]
+    assert main(args + ["--where", "d=4"]) == 0
+    assert "9 of 18 cells finished" in capsys.readouterr().err
+    assert not (out / "fig1.csv").exists() and not (out / "theory_checks.csv").exists()
+    assert main(args + ["--resume", "--where", "n=200,400"]) == 0
+    assert not (out / "fig1.csv").exists()
+    assert main(args + ["--resume"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "fig1.csv"), pd.read_csv(whole / "fig1.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "theory_checks.csv"),
+                                  pd.read_csv(whole / "theory_checks.csv"))
+    # --where names one figure's axes: several figures, or an axis it lacks, are refused
+    assert main(["reproduce", "--only", "fig1", "fig2", "--where", "d=4", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert main(args + ["--where", "N=10"]) == 2
+    assert "where.N: is not an axis of this grid; choose from ['d', 'n', 'replicate']" \
+        in capsys.readouterr().err
+    assert len(list((out / "sweeps" / "fig1" / "cells").glob("*.parquet"))) == 18  # kept
+
+
 def test_unknown_figure_is_a_clear_error(tmp_path):
     import pytest
 
