@@ -19,6 +19,7 @@ with float64 to about 1e-4 relative (tested).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,20 +36,42 @@ class small_work_one_thread:
     The lock-step solvers issue many small ops; waking torch's thread pool per op costs more
     than it saves, and on a loaded 2-core machine each wake-up can cost a scheduler slice
     (~5 ms): seen 14 s -> 2.8 s (S = 4 tiny problems) and 6.8 s -> 1.5 s (n = 1e5, d = 64,
-    k = 4, U = 5). It also keeps sweep workers (one per core) from oversubscribing."""
+    k = 4, U = 5). It also keeps sweep workers (one per core) from oversubscribing.
+
+    torch's thread count is global to the process, so fits running in several Python threads
+    at once (a Dask worker with threads, a user's thread pool) share one count of active
+    blocks: the first to enter saves the setting, the last to leave restores it. Saving and
+    restoring per block would let interleaved blocks leave the process on one thread for good.
+    """
+
+    _lock = threading.Lock()
+    _active = 0
+    _saved = None
 
     def __init__(self, torch, dev, size):
         self.torch, self.on = torch, dev.type == "cpu" and size < SMALL_WORK
-        self.old = None
+        self.entered = False
 
     def __enter__(self):
         if self.on:
-            self.old = self.torch.get_num_threads()
-            self.torch.set_num_threads(1)
+            cls = type(self)
+            with cls._lock:
+                if cls._active == 0:
+                    cls._saved = self.torch.get_num_threads()
+                    self.torch.set_num_threads(1)
+                cls._active += 1
+                self.entered = True
+        return self
 
     def __exit__(self, *exc):
-        if self.old is not None:
-            self.torch.set_num_threads(self.old)
+        if self.entered:
+            cls = type(self)
+            with cls._lock:
+                cls._active -= 1
+                if cls._active == 0:
+                    self.torch.set_num_threads(cls._saved)
+                    cls._saved = None
+            self.entered = False
 
 
 @dataclass

@@ -80,3 +80,44 @@ def test_bad_arguments(kw, match):
     X, y, w = pad_problems(_problems(2, 2, 0))
     with pytest.raises(ValueError, match=match):
         fit_bt_batched(X, y, **kw)
+
+
+
+def test_one_thread_blocks_from_many_threads_restore_the_setting():
+    """torch's thread count is process-wide: a block entered in one Python thread and left
+    after a block of another thread has left must leave the process on its original count
+    (saving and restoring per block ended on one thread for good), and the count is one while
+    any block is active."""
+    import threading
+
+    import torch
+
+    from simulator.kernels.torch_bt import SMALL_WORK, small_work_one_thread
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        a, b = small_work_one_thread(torch, cpu, 10), small_work_one_thread(torch, cpu, 10)
+        a.__enter__()
+        seen = []
+
+        def other():  # enters while a is active, leaves after a has left
+            b.__enter__()
+            seen.append(torch.get_num_threads())
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        a.__exit__(None, None, None)
+        seen.append(torch.get_num_threads())  # b still active
+        b.__exit__(None, None, None)
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 3
+        with small_work_one_thread(torch, cpu, 10), small_work_one_thread(torch, cpu, 10):
+            assert torch.get_num_threads() == 1  # nested in one thread
+        assert torch.get_num_threads() == 3
+        with small_work_one_thread(torch, cpu, SMALL_WORK):  # large work: left alone
+            assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
