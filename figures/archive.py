@@ -143,11 +143,15 @@ def save_run(run_dir, size: str, names=None, *, seconds=None, workers=None) -> l
         df = store.load(run_dir / "sweeps" / _check_figure(name))
         if "status" in df and (df["status"] != "ok").any():
             raise ValueError(f"{name}: the run has failed cells; keep only complete runs")
-        grid = grid_cell_ids(size, name)
-        foreign = set(df["cell_id"]) - grid
+        grid = grid_cell_index(size, name)
+        foreign = set(df["cell_id"]) - set(grid)
         if foreign:
             raise ValueError(f"{name}: {len(foreign)} of the run's cells are not cells of the "
                              f"figure's {size} grid (another spec or older code)")
+        # a cell computed by a run of part of the grid (a restricted spec) carries that spec's
+        # grid-point index: kept cells carry the index in the figure's grid
+        df["cell_index"] = df["cell_id"].map(grid).astype(int)
+        df = df.sort_values(["cell_index", "replicate"], kind="stable").reset_index(drop=True)
         path = cells_path(size, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False, compression=_GZIP)
@@ -163,11 +167,16 @@ def save_run(run_dir, size: str, names=None, *, seconds=None, workers=None) -> l
 
 def grid_cell_ids(size: str, name: str) -> set:
     """The cell ids of a figure's grid at ``size`` (they depend on the parameters only)."""
+    return set(grid_cell_index(size, name))
+
+
+def grid_cell_index(size: str, name: str) -> dict:
+    """Cell id -> its grid point's index in the figure's grid at ``size``."""
     from figures.runner import sweep_spec
     from simulator.sweep.spec import load_spec
 
     mod = importlib.import_module(FIGURES[_check_figure(name)])
-    return {c.cell_id for c in load_spec(sweep_spec(mod.spec(size))).cells()}
+    return {c.cell_id: c.index for c in load_spec(sweep_spec(mod.spec(size))).cells()}
 
 
 def points_of(size: str, name: str) -> pd.DataFrame:

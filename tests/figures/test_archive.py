@@ -5,6 +5,7 @@ import gzip
 import importlib
 import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,8 @@ def test_kept_cells_are_a_complete_sweep(size, name):
     # every kept cell is a cell of today's grid; all of the grid unless the run says partial
     grid = archive.grid_cell_ids(size, name)
     assert set(df["cell_id"]) <= grid
+    index = archive.grid_cell_index(size, name)  # grid points numbered as in today's grid
+    assert (df["cell_index"] == df["cell_id"].map(index)).all()
     entry = archive.runs(size).get(name, {})
     if entry.get("partial"):
         assert len(df) < len(grid) == entry["grid_cells"]
@@ -129,10 +132,20 @@ def test_save_run_marks_part_of_a_grid_and_refuses_other_cells(tmp_path, monkeyp
     grid = archive.grid_cell_ids("quick", "fig4")
     part = {**spec, "sweep": {**spec["sweep"], "replicates": 2}}
     run_sweep(part, tmp_path / "run" / "sweeps" / "fig4", workers=1, progress=False)
+    # and one grid point alone (a restricted spec: its cell carries index 0 of that spec)
+    axis, values = next(iter(spec["axes"].items()))
+    alone = {**part, "axes": {**spec["axes"], axis: values[-1:]}}
+    run_sweep(alone, tmp_path / "alone", workers=1, progress=False)
+    for shard in (tmp_path / "alone" / "cells").glob("*.parquet"):
+        shutil.copy(shard, tmp_path / "run" / "sweeps" / "fig4" / "cells")
     archive.save_run(tmp_path / "run", "quick", ["fig4"], seconds={"fig4": 1.0}, workers=1)
     entry = archive.runs("quick")["fig4"]
     assert entry["partial"] is True and entry["grid_cells"] == len(grid) > entry["cells"]
-    assert set(archive.load_cells("quick", "fig4")["cell_id"]) < grid
+    kept = archive.load_cells("quick", "fig4")
+    assert set(kept["cell_id"]) < grid
+    index = archive.grid_cell_index("quick", "fig4")
+    assert (kept["cell_index"] == kept["cell_id"].map(index)).all()
+    assert kept["cell_index"].is_monotonic_increasing
     other = {**part, "extra": 1}  # another parameter: other cells
     run_sweep(other, tmp_path / "other" / "sweeps" / "fig4", workers=1, progress=False)
     with pytest.raises(ValueError, match="not cells of the figure's quick grid"):
