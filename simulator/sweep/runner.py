@@ -330,7 +330,8 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
 
     executor = check_options(executor, scheduler, workers, threads)
     spec = load_spec(spec_or_path)  # every check before anything is written
-    selected = select_cells(spec, spec.cells(), where)
+    cells = spec.cells()
+    selected = select_cells(spec, cells, where)  # a bad selection is refused before any write
     out_dir = check_out_dir(out_dir, create=True)
     workers = workers or default_workers()
 
@@ -346,7 +347,6 @@ def run_sweep(spec_or_path, out_dir, workers: int | None = None, executor: str =
                 warnings.warn(f"resuming a sweep started with pluralrlhf {old_version} under "
                               f"{_version()}: cells computed by the two versions are mixed",
                               stacklevel=2)
-        cells = spec.cells()
         if not manifest.exists():
             manifest.create(spec, len(cells))
         clean_temporaries(out_dir)

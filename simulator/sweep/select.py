@@ -124,7 +124,8 @@ def check_where(spec, where) -> dict:
                 more = f" (and {len(allowed) - 20} more)" if len(allowed) > 20 else ""
                 raise SpecError(f"where.{name}", f"{g!r} is not one of the grid's values "
                                                  f"[{shown}]{more}")
-            picked.extend(h for h in hits if not any(h is p for p in picked))
+            picked.extend(h for h in hits
+                          if canonical_json(h) not in {canonical_json(p) for p in picked})
         out[name] = picked
     return out
 
