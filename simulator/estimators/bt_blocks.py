@@ -114,10 +114,14 @@ class _Units:
 
 def _newton_free(g, H):
     """Per-unit ``-H^{-1} g`` through eigen-decomposition; eigenvalues below 1e-12 of the
-    largest are floored there (a Levenberg step in singular directions)."""
+    largest are floored there (a Levenberg step in singular directions). ``g=None``: only the
+    largest floored eigenvalue (the simplex path's step size; its free step is not needed, and
+    at a zero Hessian it would overflow to no purpose)."""
     ev, V = np.linalg.eigh(H)
     floor = 1e-12 * np.maximum(ev[:, -1:], 1e-300)
     ev = np.maximum(ev, floor)
+    if g is None:
+        return None, ev[:, -1]
     return -np.einsum("uij,uj->ui", V, np.einsum("uji,uj->ui", V, g) / ev), ev[:, -1]
 
 
@@ -269,9 +273,11 @@ def fit_bt_blocks(Z, y, unit, N, *, lam: float, offset=None, sample_weight=None,
         if not active.any():
             break
         a = np.flatnonzero(active)
-        step, lmax = _newton_free(g[a], H[a])
         if simplex:
+            _, lmax = _newton_free(None, H[a])
             step = _newton_simplex(W[a], g[a], H[a], lmax, units.size[a])
+        else:
+            step, _ = _newton_free(g[a], H[a])
         if simplex:
             # Simplex directions sum to zero, so only the centred gradient enters the slope;
             # with g itself, the common component times the round-off of sum(step) (~1e-16)
