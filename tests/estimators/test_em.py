@@ -78,11 +78,12 @@ def test_latent_sharedrep_recovers_and_never_decreases(variant):
 
 def test_bad_inputs_name_the_parameter():
     _pop, data = _separated(users_per_group=2, n=300)
-    for kwargs, name in [({"n_groups": 0}, "n_groups"), ({"n_groups": 2, "variant": "x"}, "variant"),
-                         ({"n_groups": 2, "init": "x"}, "init"),
-                         ({"n_groups": 2, "m_step": "x"}, "m_step"),
-                         ({"n_groups": 2, "m_step": "sharedrep"}, "k"),
-                         ({"n_groups": 2, "m_step": "sharedrep", "k": 9}, "k")]:
+    for kwargs, name in [({"n_clusters": 0}, "n_clusters"),
+                         ({"n_clusters": 2, "variant": "x"}, "variant"),
+                         ({"n_clusters": 2, "init": "x"}, "init"),
+                         ({"n_clusters": 2, "m_step": "x"}, "m_step"),
+                         ({"n_clusters": 2, "m_step": "sharedrep"}, "k"),
+                         ({"n_clusters": 2, "m_step": "sharedrep", "k": 9}, "k")]:
         with pytest.raises(ValueError, match=name):
             EMMixture(**kwargs).fit(data)
     with pytest.raises(ValueError, match="too few users"):

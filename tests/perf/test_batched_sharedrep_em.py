@@ -129,7 +129,7 @@ def test_e_step_masks_padding_and_handles_zero_weight_clusters():
 def test_em_torch_backend_equals_numba(variant):
     pop = Population.shared(6, 2, [0.4, 0.6], seed=1, users_per_group=8)
     data = pop.sample(1500, seed=2)
-    kw = dict(n_groups=2, variant=variant, n_restarts=2, max_iter=5, tol=1e-15, seed=3)
+    kw = dict(n_clusters=2, variant=variant, n_restarts=2, max_iter=5, tol=1e-15, seed=3)
     a = EMMixture(**kw).fit(data)
     b = EMMixture(backend="torch", **kw).fit(data)
     assert _rel(b.theta_, a.theta_) <= 1e-6

@@ -270,12 +270,12 @@ def test_dry_run_catches_k_greater_than_d_without_running(tmp_path, capsys):
 def test_dry_run_catches_more_clusters_than_users_and_unknown_names(tmp_path):
     spec = {"sweep": {"task": "estimation", "seed": 1}, "n": 50, "metrics": ["l2_error"],
             "population": {"regime": "shared", "d": 3, "k": 2, "proportions": [0.5, 0.5]},
-            "estimators": {"em": {"class": "EMMixture", "n_groups": 2}},
-            "axes": {"estimators.em.n_groups": [2, 3, 7]}}
+            "estimators": {"em": {"class": "EMMixture", "n_clusters": 2}},
+            "axes": {"estimators.em.n_clusters": [2, 3, 7]}}
     _, problems = check_spec(spec)
     assert [p.index for p in problems] == [1, 2]
     assert all(p.key == "estimators.em" and "too few users" in p.message for p in problems)
-    spec["axes"] = {"estimators": [{"em": {"class": "EMMixture", "n_groups": 2}},
+    spec["axes"] = {"estimators": [{"em": {"class": "EMMixture", "n_clusters": 2}},
                                    {"x": {"class": "NoSuch"}},
                                    {"p": {"class": "PooledMLE", "lamda": 1.0}}]}
     _, problems = check_spec(spec)
