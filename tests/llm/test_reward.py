@@ -168,7 +168,7 @@ def test_train_reward_model_with_lora_changes_adapter(tiny):
                             tokenizer=tok, lora={"r": 2, "alpha": 4, "dropout": 0.0,
                                                  "target_modules": ["c_attn"]})
     lora_b = [p for n, p in rm.backbone.named_parameters() if "lora_B" in n]
-    assert lora_b and all(float(p.abs().sum()) == 0 for p in lora_b)
+    assert lora_b and all(float(p.detach().abs().sum()) == 0 for p in lora_b)
     pairs = [{"prompt": "x ", "chosen": "good " * (i % 3 + 1), "rejected": "bad", "group_id": i % 2,
               "user_id": -1, "split": "train"} for i in range(8)]
     rep = train_reward_model(rm, pairs, FitConfig(lr=1e-2, epochs=2, batch_size=4), seed=0,
