@@ -226,10 +226,6 @@ class VPL(PreferenceEstimator):
         Adam's step size.
     max_iter : int, default 3000
         Adam steps (full batch: every user every step).
-    batch_users : int or None, default None
-        Units per step: ``None`` (or ``>= N``) is the full batch; ``b`` draws ``b`` units per
-        step (module docstring). The convergence test then compares windowed means of
-        minibatch losses.
     tol : float, default 1e-4
         Relative change of the windowed mean loss that stops training (module docstring).
     lam : float, default 0.0
@@ -240,6 +236,10 @@ class VPL(PreferenceEstimator):
     unit : {"group", "user"}, default "user"
         Whose pairs form a context set: one latent ``z`` per ``data.user`` (VPL's setting) or per
         ``data.group``.
+    batch_users : int or None, default None
+        Units per step: ``None`` (or ``>= N``) is the full batch; ``b`` draws ``b`` units per
+        step (module docstring). The convergence test then compares windowed means of
+        minibatch losses.
 
     Attributes
     ----------
