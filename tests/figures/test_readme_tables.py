@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "figures" / "results"
@@ -104,11 +103,11 @@ def test_readme_fig11_quick_table_matches_kept_points():
     _check_rows(table, _points("quick"), key)
 
 
-@pytest.mark.parametrize("size,column", [("full", "full cells")])
-def test_readme_time_table_cell_counts_match_runs_json(size, column):
+def test_readme_time_table_cell_counts_match_runs_json():
+    column = "full cells"
     table = _table(("figure", "quick (2 workers)"))
     header = table[0]
-    runs = json.loads((RESULTS / size / "runs.json").read_text())
+    runs = json.loads((RESULTS / "full" / "runs.json").read_text())
     rows = {row[0]: dict(zip(header, row)) for row in table[1:]}
     assert set(rows) == set(runs), "the time table must have one row per kept figure"
     for name, entry in runs.items():
