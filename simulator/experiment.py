@@ -236,11 +236,19 @@ def fit_estimators(estimators: dict, draw: Draw, seed=None) -> dict:
 
 def group_estimate(est, n_groups: int, user_group=None) -> np.ndarray:
     """The estimate per group, (U, d): ``theta_`` itself, or (``unit="user"`` fits) the mean of
-    the users' rows within each group."""
+    the users' rows within each group, or (mixtures such as :class:`EMMixture`, whose rows are
+    clusters) the mean over each group's users of their assigned cluster's row."""
     th = np.asarray(getattr(est, "theta_", est), dtype=np.float64)
     if th.ndim == 1:
         th = np.broadcast_to(th, (n_groups, th.shape[0]))
-    if th.shape[0] == n_groups:
+    assignments = getattr(est, "assignments_", None)
+    if assignments is not None:
+        # cluster labels are exchangeable: taking row g for group g, as below, silently matched
+        # clusters to groups by their index
+        th = th[np.asarray(assignments)]
+        if user_group is None and th.shape[0] == n_groups:
+            return th  # one user per group, user h in group h
+    elif th.shape[0] == n_groups:
         return th
     if user_group is not None and th.shape[0] == len(user_group):
         cnt = np.bincount(user_group, minlength=n_groups)[:, None]

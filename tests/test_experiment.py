@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from simulator import FiniteArmEnv, FixedDesign, Population
-from simulator.estimators import PooledMLE, SeparateMLE
+from simulator.estimators import EMMixture, PooledMLE, SeparateMLE
 from simulator.estimators.base import PreferenceEstimator
 from simulator.experiment import (
     Experiment,
@@ -112,6 +112,18 @@ def test_fixed_design_with_pessimism_matches_the_direct_call():
                                     sample_weight=lab.sample_weight).pi
     np.testing.assert_array_equal(res.policies[("mle", "pess")], direct)
     assert res.env is env
+
+
+def test_group_estimate_of_a_mixture_follows_the_users_clusters():
+    # EM's rows are clusters in no particular order: each group's estimate is its users'
+    # assigned cluster (row g for group g used to be taken, whichever cluster that was)
+    pop = Population.diverse(8, angle=0.9 * np.pi, seed=0, users_per_group=15, signal=3.0)
+    data = pop.sample(3000, seed=1)
+    em = EMMixture(2, seed=1).fit(data)
+    th = group_estimate(em, 2, data.user_group)
+    assert np.max(np.linalg.norm(th - pop.theta, axis=1)) < 1.0  # the recovery test's bound
+    em.theta_, em.assignments_ = em.theta_[::-1].copy(), 1 - em.assignments_
+    np.testing.assert_array_equal(group_estimate(em, 2, data.user_group), th)
 
 
 def test_group_estimate_averages_users():

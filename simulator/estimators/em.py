@@ -141,6 +141,9 @@ class EMMixture(PreferenceEstimator):
     Attributes
     ----------
     theta_ : array (K, d)
+        One row per cluster, in no particular order: ``reward(X, c)`` takes cluster ids, and
+        ``predict_proba`` / ``log_likelihood`` score each comparison of a fitted user by that
+        user's cluster, ``theta_[assignments_[data.user]]`` (not by ``data.group``).
     assignments_ : array (n_users,)
         Argmax cluster of each user (users without comparisons get the largest cluster).
     responsibilities_ : array (n_users, K)
@@ -272,6 +275,18 @@ class EMMixture(PreferenceEstimator):
                 best = run
         return self._set_fitted(**{key + "_": val for key, val in best.items()},
                                 restart_objectives_=np.array(objs))
+
+    def _unit_ids(self, data):
+        # theta_ is indexed by cluster, and a cluster's index says nothing about a group's (the
+        # labels are exchangeable): scoring by data.group, as the base class does, silently gave
+        # group g cluster g's reward. A comparison is scored by its user's assigned cluster.
+        self._check_fitted()
+        H = self.assignments_.shape[0]
+        if data.user.size and int(data.user.max()) >= H:
+            raise InvalidParameterError(
+                f"data.user ids must lie in [0, {H}) (the users EM was fitted on: their clusters "
+                f"score the comparisons); found id {int(data.user.max())}")
+        return self.assignments_[data.user]
 
     def _initial_resp(self, data, init, rng):
         H, K = data.n_users, self._K()
