@@ -12,10 +12,9 @@ weights, and the planted truth are references). ``fit_mb`` is not traced here (f
 
 Grids: quick (N, n) in {(200, 5), (200, 50), (1000, 20)}, alpha = 1, 3 seeds (d = 8); full
 N in {200, 1000, 10000} x n in {5, 20, 50}, alpha in {0.1, 1}, 5 seeds (d = 32). The kept full
-run holds the N = 200 and 1,000 points and N = 10,000 at alpha = 0.1 and at alpha = 1 with n = 5
-and 20 (85 of 90 cells, about 23,800 s on 2 workers over four sittings; ``runs.json`` says
-partial); a cell at 10,000 users takes 780-3,700 s on one core, so the 5 that remain (alpha = 1,
-n = 50) are about 3 hours on 2 workers (``--where N=10000`` and ``--resume`` across sittings, or ``--executor dask``).
+run holds all 90 cells (33,073 s on 2 cores over five sittings); a cell at 10,000 users takes
+780-3,700 s on one core (``--where N=10000`` and ``--resume`` across sittings, or
+``--executor dask``).
 
 Claims checked
 --------------
